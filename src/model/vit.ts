@@ -1,0 +1,302 @@
+// Vision Transformer over named tfjs variables, numerically the timm `VisionTransformer`
+// (pre-norm blocks, class token, learned position embeddings, final norm, linear head).
+//
+// Variables are keyed by timm state-dict names and kept in PyTorch layouts (Linear [out,in],
+// patch projection [D,C,P,P]), so a timm/DINO file loads by straight copy and saving is exact.
+// Adapters (LoRA, selective LoRA) attach to linear layers by name through `LinearHook`s.
+import * as tf from "@tensorflow/tfjs";
+import { Activation, mlpHidden, numPatches, validateConfig, ViTConfig } from "./config";
+import type { ForwardOptions, ImageModel } from "./types";
+import { Rng } from "../runtime/rng";
+
+/** Changes a linear layer's output, e.g. adds a low-rank update. */
+export interface LinearHook {
+  /** x: the layer's input [M,in]; y: the frozen layer's output [M,out] -> new output [M,out]. */
+  apply(x: tf.Tensor2D, y: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D;
+}
+
+/** Outputs of one forward pass through the backbone. */
+export interface BackboneOutput {
+  /** Tokens after the final norm [B,T,D] (T = patches + CLS). */
+  tokens: tf.Tensor3D;
+  /** Residual stream after each block [B,T,D], when requested. */
+  blocks: tf.Tensor3D[];
+}
+
+export interface CreateOptions {
+  /** Seed of the initialisation; the same seed gives the same weights on every backend. */
+  seed?: number;
+}
+
+let modelCounter = 0;
+
+/** The linear layers of block i, by timm name (what LoRA can target). */
+export function blockLinears(i: number): string[] {
+  return [`blocks.${i}.attn.qkv`, `blocks.${i}.attn.proj`, `blocks.${i}.mlp.fc1`, `blocks.${i}.mlp.fc2`];
+}
+
+/** Shapes of every parameter of a config, in timm names and PyTorch layouts (no allocation). */
+export function parameterShapes(c: ViTConfig): Map<string, number[]> {
+  validateConfig(c);
+  const D = c.width;
+  const H = mlpHidden(c);
+  const s = new Map<string, number[]>();
+  s.set("patch_embed.proj.weight", [D, c.inChannels, c.patchSize, c.patchSize]);
+  if (c.patchBias) s.set("patch_embed.proj.bias", [D]);
+  if (c.classToken) s.set("cls_token", [1, 1, D]);
+  s.set("pos_embed", [1, numPatches(c) + (c.classToken ? 1 : 0), D]);
+  if (c.preNorm) {
+    s.set("norm_pre.weight", [D]);
+    s.set("norm_pre.bias", [D]);
+  }
+  for (let i = 0; i < c.depth; i++) {
+    const b = `blocks.${i}`;
+    s.set(`${b}.norm1.weight`, [D]);
+    s.set(`${b}.norm1.bias`, [D]);
+    s.set(`${b}.attn.qkv.weight`, [3 * D, D]);
+    if (c.qkvBias) s.set(`${b}.attn.qkv.bias`, [3 * D]);
+    s.set(`${b}.attn.proj.weight`, [D, D]);
+    s.set(`${b}.attn.proj.bias`, [D]);
+    s.set(`${b}.norm2.weight`, [D]);
+    s.set(`${b}.norm2.bias`, [D]);
+    s.set(`${b}.mlp.fc1.weight`, [H, D]);
+    s.set(`${b}.mlp.fc1.bias`, [H]);
+    s.set(`${b}.mlp.fc2.weight`, [D, H]);
+    s.set(`${b}.mlp.fc2.bias`, [D]);
+  }
+  s.set("norm.weight", [D]);
+  s.set("norm.bias", [D]);
+  if (c.numClasses > 0) {
+    s.set("head.weight", [c.numClasses, D]);
+    if (c.headBias) s.set("head.bias", [c.numClasses]);
+  }
+  return s;
+}
+
+/** timm initialisation: trunc-normal(0.02) weights and position embedding, zero biases, unit norms. */
+function initTensor(name: string, shape: number[], rng: Rng): tf.Tensor {
+  const last = name.slice(name.lastIndexOf(".") + 1);
+  if (name === "cls_token") return tf.randomNormal(shape, 0, 1e-6, "float32", rng.seed());
+  // timm's trunc_normal_(std=.02) truncates at +-2 absolute (100 sigma): a plain normal.
+  if (name === "pos_embed") return tf.randomNormal(shape, 0, 0.02, "float32", rng.seed());
+  if (last === "bias") return tf.zeros(shape);
+  if (/norm[^.]*\.weight$/.test(name)) return tf.ones(shape);
+  return tf.randomNormal(shape, 0, 0.02, "float32", rng.seed());
+}
+
+export class ViT implements ImageModel {
+  readonly config: ViTConfig;
+  /** Base parameters, timm names, PyTorch layouts. */
+  readonly params = new Map<string, tf.Variable>();
+  /** Variables owned by attached adapters (peft-style names), included in namedVariables(). */
+  readonly adapterParams = new Map<string, tf.Variable>();
+  /** Hooks per linear layer name, applied in insertion order. */
+  readonly hooks = new Map<string, LinearHook[]>();
+  /** Prefix of this model's tfjs variable names: tfjs names are global and must be unique. */
+  readonly uid: string;
+
+  private constructor(config: ViTConfig) {
+    validateConfig(config);
+    this.config = { ...config };
+    this.uid = `vit${++modelCounter}`;
+  }
+
+  /** A freshly initialised model (timm init). */
+  static create(config: ViTConfig, opts: CreateOptions = {}): ViT {
+    const m = new ViT(config);
+    const rng = new Rng(opts.seed ?? 0).fork("vit-init");
+    for (const [name, shape] of parameterShapes(config)) {
+      m.params.set(name, m.newVariable(name, tf.tidy(() => initTensor(name, shape, rng))));
+    }
+    return m;
+  }
+
+  /** A model whose parameters are copies of the given tensors (every parameter must be present). */
+  static fromTensors(config: ViTConfig, tensors: Map<string, tf.Tensor>): ViT {
+    const m = new ViT(config);
+    for (const [name, shape] of parameterShapes(config)) {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`ViT.fromTensors: missing parameter '${name}'`);
+      if (!tf.util.arraysEqual(t.shape, shape)) throw new Error(`ViT.fromTensors: '${name}' has shape [${t.shape}], expected [${shape}]`);
+      m.params.set(name, m.newVariable(name, t));
+    }
+    return m;
+  }
+
+  get imageSize(): number {
+    return this.config.imageSize;
+  }
+  get inChannels(): number {
+    return this.config.inChannels;
+  }
+  get numClasses(): number {
+    return this.config.numClasses;
+  }
+  get featureDim(): number {
+    return this.config.width;
+  }
+
+  /** Creates a tfjs variable owned by this model (name made globally unique). */
+  newVariable(name: string, init: tf.Tensor, trainable = true): tf.Variable {
+    return tf.variable(init, trainable, `${this.uid}/${name}`);
+  }
+
+  /** A base parameter by timm name; a clear error when it does not exist. */
+  p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`ViT has no parameter '${name}'`);
+    return v;
+  }
+
+  namedVariables(): Map<string, tf.Variable> {
+    return new Map([...this.params, ...this.adapterParams]);
+  }
+
+  addHook(linear: string, hook: LinearHook): void {
+    if (!this.params.has(`${linear}.weight`)) throw new Error(`ViT has no linear layer '${linear}'`);
+    this.hooks.set(linear, [...(this.hooks.get(linear) ?? []), hook]);
+  }
+
+  removeHook(linear: string, hook: LinearHook): void {
+    const rest = (this.hooks.get(linear) ?? []).filter((h) => h !== hook);
+    if (rest.length) this.hooks.set(linear, rest);
+    else this.hooks.delete(linear);
+  }
+
+  // ---- layers ----------------------------------------------------------------------------
+
+  /**
+   * y = x W^T + b, then the layer's hooks. x: [M,in] -> [M,out].
+   * Not tf.fused.matMul: tfjs-backend-wasm 4.22 adds the bias wrongly when transposeB is set
+   * (test/model/vit.test.ts checks wasm against cpu).
+   */
+  linear(name: string, x: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    let y = tf.matMul(x, this.p(`${name}.weight`), false, true); // [M,out]
+    const bias = this.params.get(`${name}.bias`);
+    if (bias) y = tf.add(y, bias);
+    for (const h of this.hooks.get(name) ?? []) y = h.apply(x, y, opts);
+    return y;
+  }
+
+  /** LayerNorm over the last axis, biased variance as torch.nn.LayerNorm. */
+  layerNorm(name: string, x: tf.Tensor): tf.Tensor {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.config.lnEps)));
+    return tf.add(tf.mul(xhat, this.p(`${name}.weight`)), this.p(`${name}.bias`));
+  }
+
+  private act(x: tf.Tensor): tf.Tensor {
+    return activation(this.config.act, x);
+  }
+
+  /** Patch + position embedding. x: [B,H,W,C] -> [B,T,D]. */
+  embed(x: tf.Tensor4D): tf.Tensor3D {
+    const { patchSize: P, width: D, inChannels: C, imageSize } = this.config;
+    const [B, Hh, Ww, Cx] = x.shape;
+    if (Hh !== imageSize || Ww !== imageSize || Cx !== C) {
+      throw new Error(`ViT expects input [B,${imageSize},${imageSize},${C}], got [${x.shape}]`);
+    }
+    const g = imageSize / P;
+    // Patch embedding as reshape + matMul (the wasm backend has no Conv2D filter gradient).
+    const patches = x
+      .reshape([B, g, P, g, P, C]) // [B,gh,P,gw,P,C]
+      .transpose([0, 1, 3, 2, 4, 5]) // [B,gh,gw,P,P,C]
+      .reshape([B * g * g, P * P * C]); // [B*N,PPC]
+    const w = this.p("patch_embed.proj.weight").transpose([0, 2, 3, 1]).reshape([D, P * P * C]); // [D,PPC] from OIHW
+    const bias = this.params.get("patch_embed.proj.bias");
+    let t = tf.matMul(patches, w, false, true).reshape([B, g * g, D]) as tf.Tensor3D; // [B,N,D]
+    if (bias) t = tf.add(t, bias);
+    if (this.config.classToken) {
+      const cls = tf.tile(this.p("cls_token"), [B, 1, 1]) as tf.Tensor3D; // [B,1,D]
+      t = tf.concat([cls, t], 1); // [B,T,D]
+    }
+    return tf.add(t, this.p("pos_embed")) as tf.Tensor3D; // [B,T,D]
+  }
+
+  /** Multi-head self-attention with its output projection. x: [B,T,D] -> [B,T,D]. */
+  attention(i: number, x: tf.Tensor3D, opts: ForwardOptions): tf.Tensor3D {
+    const { width: D, heads: Hn } = this.config;
+    const [B, T] = x.shape;
+    const hd = D / Hn;
+    const qkv = this.linear(`blocks.${i}.attn.qkv`, x.reshape([B * T, D]), opts) // [B*T,3D]
+      .reshape([B, T, 3, Hn, hd])
+      .transpose([2, 0, 3, 1, 4]); // [3,B,H,T,hd]
+    const [q, k, v] = tf.unstack(qkv) as tf.Tensor4D[]; // each [B,H,T,hd]
+    const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true); // [B,H,T,T]
+    const o = tf.matMul(tf.softmax(scores), v) // [B,H,T,hd]
+      .transpose([0, 2, 1, 3])
+      .reshape([B * T, D]) as tf.Tensor2D; // [B*T,D]
+    return this.linear(`blocks.${i}.attn.proj`, o, opts).reshape([B, T, D]);
+  }
+
+  /** fc1 -> activation -> fc2. x: [B,T,D] -> [B,T,D]. */
+  mlp(i: number, x: tf.Tensor3D, opts: ForwardOptions): tf.Tensor3D {
+    const [B, T, D] = x.shape;
+    const h = this.act(this.linear(`blocks.${i}.mlp.fc1`, x.reshape([B * T, D]), opts)) as tf.Tensor2D; // [B*T,Hm]
+    return this.linear(`blocks.${i}.mlp.fc2`, h, opts).reshape([B, T, D]);
+  }
+
+  /** One pre-norm block: two residual lines. */
+  block(i: number, x: tf.Tensor3D, opts: ForwardOptions = {}): tf.Tensor3D {
+    x = tf.add(x, this.attention(i, this.layerNorm(`blocks.${i}.norm1`, x) as tf.Tensor3D, opts));
+    x = tf.add(x, this.mlp(i, this.layerNorm(`blocks.${i}.norm2`, x) as tf.Tensor3D, opts));
+    return x;
+  }
+
+  /** The backbone: embeddings, blocks, final norm. Call inside tf.tidy. */
+  forward(x: tf.Tensor4D, opts: ForwardOptions & { collectBlocks?: boolean } = {}): BackboneOutput {
+    let h = this.embed(x); // [B,T,D]
+    if (this.config.preNorm) h = this.layerNorm("norm_pre", h) as tf.Tensor3D;
+    const blocks: tf.Tensor3D[] = [];
+    for (let i = 0; i < this.config.depth; i++) {
+      h = this.block(i, h, opts);
+      if (opts.collectBlocks) blocks.push(h);
+    }
+    return { tokens: this.layerNorm("norm", h) as tf.Tensor3D, blocks };
+  }
+
+  /** Pooled feature: CLS token after the final norm (mean of patch tokens without a CLS token). [B,D] */
+  pool(tokens: tf.Tensor3D): tf.Tensor2D {
+    const [B, , D] = tokens.shape;
+    if (this.config.classToken) return tokens.slice([0, 0, 0], [B, 1, D]).reshape([B, D]);
+    return tf.mean(tokens, 1) as tf.Tensor2D;
+  }
+
+  features(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => this.pool(this.forward(x, opts).tokens));
+  }
+
+  /** Head on a pooled feature. f: [B,D] -> [B,classes]. */
+  head(f: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    if (this.config.numClasses === 0) throw new Error("this ViT has no head (numClasses = 0); use features()");
+    return this.linear("head", f, opts);
+  }
+
+  logits(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => this.head(this.pool(this.forward(x, opts).tokens), opts));
+  }
+
+  /** Residual stream after every block, [B,T,D] each. */
+  blockOutputs(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor3D[] {
+    return tf.tidy(() => this.forward(x, { ...opts, collectBlocks: true }).blocks);
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    for (const v of this.adapterParams.values()) v.dispose();
+    this.params.clear();
+    this.adapterParams.clear();
+    this.hooks.clear();
+  }
+}
+
+/** Exact erf GELU or CLIP's QuickGELU. */
+export function activation(kind: Activation, x: tf.Tensor): tf.Tensor {
+  if (kind === "quick_gelu") return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+}
+
+/** Shorthand: a freshly initialised ViT. */
+export function createViT(config: ViTConfig, opts: CreateOptions = {}): ViT {
+  return ViT.create(config, opts);
+}

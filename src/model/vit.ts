@@ -171,9 +171,9 @@ export class ViT implements ImageModel {
    * (test/model/vit.test.ts checks wasm against cpu).
    */
   linear(name: string, x: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
-    let y = tf.matMul(x, this.p(`${name}.weight`), false, true); // [M,out]
+    let y: tf.Tensor2D = tf.matMul(x, this.p(`${name}.weight`), false, true); // [M,out]
     const bias = this.params.get(`${name}.bias`);
-    if (bias) y = tf.add(y, bias);
+    if (bias) y = tf.add<tf.Tensor2D>(y, bias);
     for (const h of this.hooks.get(name) ?? []) y = h.apply(x, y, opts);
     return y;
   }

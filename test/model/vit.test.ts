@@ -56,7 +56,7 @@ forEachBackend("ViT", (backend) => {
     for (const [name, v] of a.params) assert.equal(maxAbsDiff(v, b.p(name)), 0, name);
     assert.ok(maxAbsDiff(a.p("blocks.0.attn.qkv.weight"), c.p("blocks.0.attn.qkv.weight")) > 0);
     const w = a.p("blocks.1.mlp.fc1.weight").dataSync();
-    const std = Math.sqrt(w.reduce((s, x) => s + x * x, 0) / w.length);
+    const std = Math.sqrt(Array.from(w).reduce((s, x) => s + x * x, 0) / w.length);
     assert.ok(Math.abs(std - 0.02) < 0.003, `fc1 std ${std}`);
     assert.equal(tf.max(tf.abs(a.p("blocks.0.attn.proj.bias"))).dataSync()[0], 0);
     assert.deepEqual(Array.from(a.p("norm.weight").dataSync()), new Array(24).fill(1));

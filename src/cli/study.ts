@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Command> = {
   train: () => require("./commands/train").command,
   eval: () => require("./commands/eval").command,
   backend: () => require("./commands/backend").command,
+  bench: () => require("./commands/bench").command,
 };
 
 function usage(): string {

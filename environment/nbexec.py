@@ -1,0 +1,99 @@
+"""Executes one notebook headless through nbclient, for `study run` (src/notebook/runner.ts).
+
+Usage: nbexec.py IN.ipynb OUT.ipynb RESULT.json --kernel NAME --cwd DIR [--timeout S] [--startup-timeout S]
+
+Writes OUT (also when a cell fails, so the partial outputs can be inspected) and RESULT, a JSON
+object {"ok": bool, "failed_cell": int | null, "error": str | null}. The executed notebook carries
+no volatile metadata: no timing, and consecutive stream outputs are merged so that how the
+kernel happened to chunk its output does not change the file.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+
+def merge_streams(outputs):
+    merged = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None
+                and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+            prev["text"] = prev["text"] + out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
+def clean(nb):
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = merge_streams(cell.outputs)
+            for out in cell.outputs:
+                out.pop("transient", None)
+
+
+def write_atomic(path, text):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ipynb", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("src")
+    p.add_argument("out")
+    p.add_argument("result")
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--cwd", required=True)
+    p.add_argument("--timeout", type=int, default=-1)
+    p.add_argument("--startup-timeout", type=int, default=120)
+    a = p.parse_args()
+
+    nb = nbformat.read(a.src, as_version=4)
+    state = {"cell": None}
+
+    def on_start(cell, cell_index, **_):
+        state["cell"] = cell_index
+
+    client = NotebookClient(
+        nb,
+        kernel_name=a.kernel,
+        timeout=None if a.timeout < 0 else a.timeout,
+        startup_timeout=a.startup_timeout,
+        record_timing=False,
+        allow_errors=False,
+        resources={"metadata": {"path": a.cwd}},
+        on_cell_start=on_start,
+    )
+    result = {"ok": True, "failed_cell": None, "error": None}
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        result = {"ok": False, "failed_cell": state["cell"], "error": str(e)}
+    except CellTimeoutError as e:
+        result = {"ok": False, "failed_cell": state["cell"], "error": "timeout: " + str(e)}
+    except DeadKernelError as e:
+        result = {"ok": False, "failed_cell": state["cell"], "error": "kernel died: " + str(e)}
+    except Exception as e:  # kernel failed to start, bad kernel name, ...
+        result = {"ok": False, "failed_cell": state["cell"], "error": "%s: %s" % (type(e).__name__, e)}
+    clean(nb)
+    write_atomic(a.out, nbformat.writes(nb) + "\n")
+    write_atomic(a.result, json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

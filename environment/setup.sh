@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# One idempotent setup for this project; fast (well under a second) when everything is present.
+#   bash environment/setup.sh [--quiet] [--check-kernel]
+# 1. Node >= 20.19 (tslab's require() of ESM-only packages such as arquero needs it).
+# 2. `npm ci`, only when node_modules does not match package-lock.json.
+# 3. A Python with Jupyter Notebook, nbconvert, nbclient and ipykernel, and Chromium (figures are
+#    rendered to PNG/SVG in headless Chromium). On Debian/Ubuntu as root they are apt-installed;
+#    otherwise the exact commands are printed and the script stops.
+# 4. The project-local kernelspec environment/jupyter/kernels/tslab-study (committed; found through
+#    JUPYTER_PATH, the user's own Jupyter is left alone): checked to resolve to this checkout, and
+#    with --check-kernel (or after anything was installed) started once to run a cell at the repo root.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+quiet=0
+check_kernel=0
+for a in "$@"; do
+  case $a in
+    --quiet) quiet=1 ;;
+    --check-kernel) check_kernel=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option '$a' (use --quiet, --check-kernel)" >&2; exit 2 ;;
+  esac
+done
+say() { if [ "$quiet" = 0 ]; then echo "setup: $*"; fi; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+installed=0
+
+# 1. Node
+command -v node >/dev/null || die "Node.js >= 20.19 is required and 'node' is not on PATH (https://nodejs.org/en/download)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || die "Node $(node -v) is too old: this project needs >= 20.19 (require() of ESM-only packages under tslab)"
+
+# 2. npm packages
+if ! node environment/check-modules.js 2>/dev/null; then
+  say "node_modules is missing or differs from package-lock.json: running npm ci"
+  if [ "$quiet" = 1 ]; then npm ci --no-audit --no-fund --loglevel=error >&2; else npm ci --no-audit --no-fund; fi
+  node environment/check-modules.js || die "npm ci finished but node_modules still differs from package-lock.json"
+  installed=1
+fi
+
+# 3. Jupyter (a Python that has it) and Chromium
+jupyter_modules="nbclient nbconvert nbformat ipykernel notebook jupyter_client"
+# find_spec locates the modules without importing them (importing costs ~0.7 s).
+has_jupyter='import sys, importlib.util as u; sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))'
+find_python() {
+  local py
+  for py in "${STUDY_PYTHON:-}" /usr/bin/python3 python3; do
+    [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 || continue
+    # shellcheck disable=SC2086
+    if "$py" -c "$has_jupyter" $jupyter_modules 2>/dev/null; then command -v "$py"; return 0; fi
+  done
+  return 1
+}
+find_chromium() {
+  local c
+  for c in "${STUDY_CHROMIUM:-}" /usr/bin/chromium chromium chromium-browser google-chrome-stable google-chrome; do
+    [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 || continue
+    # Ubuntu's chromium-browser is a stub that asks for snap; a real browser prints its version.
+    if "$c" --version 2>/dev/null | grep -qiE 'chrom(e|ium) [0-9]'; then command -v "$c"; return 0; fi
+  done
+  return 1
+}
+apt_pkgs=()
+python=$(find_python) || apt_pkgs+=(jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
+chromium=$(find_chromium) || apt_pkgs+=(chromium fonts-liberation fonts-dejavu-core)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -r /etc/debian_version ]; then
+    say "installing ${apt_pkgs[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq "${apt_pkgs[@]}" >&2
+    installed=1
+  else
+    {
+      echo "setup: missing: ${apt_pkgs[*]}"
+      echo "  Debian/Ubuntu:  sudo apt-get install -y ${apt_pkgs[*]}"
+      echo "  or with pip:    python3 -m pip install 'notebook==6.*' nbconvert nbclient ipykernel"
+      echo "                  (then export STUDY_PYTHON=\$(command -v python3) if that python is not /usr/bin/python3)"
+      echo "  Chromium:       any Chrome/Chromium binary; export STUDY_CHROMIUM=/path/to/chrome"
+      echo "then run 'bash environment/setup.sh' again."
+    } >&2
+    exit 1
+  fi
+fi
+[ -n "$python" ] || python=$(find_python) || die "no Python with $jupyter_modules after installation (set STUDY_PYTHON)"
+[ -n "$chromium" ] || chromium=$(find_chromium) || die "no Chromium after installation (set STUDY_CHROMIUM)"
+
+# 4. The project kernelspec. JUPYTER_PATH entries come first in Jupyter's search path, so this
+#    one wins over any user-wide kernelspec of the same name.
+export JUPYTER_PATH="$root/environment/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
+for f in kernel.json kernel.sh; do
+  [ -f "environment/jupyter/kernels/tslab-study/$f" ] || die "environment/jupyter/kernels/tslab-study/$f is missing (git checkout it)"
+done
+[ -x node_modules/.bin/tslab ] || die "node_modules/.bin/tslab is missing"
+
+if [ "$check_kernel" = 1 ] || [ "$installed" = 1 ]; then
+  say "starting the tslab-study kernel once"
+  out=$("$python" - "$root" <<'PY'
+import sys
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name="tslab-study", cwd=sys.argv[1], startup_timeout=120)
+try:
+    seen = []
+    kc.execute_interactive("console.log(process.cwd())", timeout=120,
+                           output_hook=lambda m: seen.append(m["content"].get("text", "")))
+    print("".join(seen).strip())
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+    del kc  # before interpreter teardown, which otherwise logs a spurious error from __del__
+PY
+  ) || die "the tslab-study kernel did not start"
+  [ "$out" = "$root" ] || die "the kernel started in '$out', expected the repository root $root"
+fi
+
+say "ok: node $(node -v), python $python, chromium $chromium, kernel tslab-study -> $root"

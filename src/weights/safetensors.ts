@@ -144,7 +144,7 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, file = "<buffe
   const shape = [...info.shape];
   if (!LITTLE_ENDIAN) throw new SafetensorsError(file, "big-endian hosts are not supported");
   const view = <T>(C: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }): T =>
-    byteOffset % C.BYTES_PER_ELEMENT === 0 ? new C(buffer, byteOffset, n) : new C(bytes.slice().buffer, 0, n);
+    byteOffset % C.BYTES_PER_ELEMENT === 0 ? new C(buffer, byteOffset, n) : new C(new Uint8Array(bytes).buffer, 0, n); // copy to align
   const ints = (src: ArrayLike<number | bigint>): HostTensor => {
     const out = new Int32Array(n);
     for (let i = 0; i < n; i++) {
@@ -306,7 +306,8 @@ export function parseSafetensors(bytes: Uint8Array, file = "<buffer>"): { tensor
   const header = parseHeader(file, json, bytes.byteLength - 8 - len, 8 + len);
   const tensors: StateDict = new Map();
   for (const t of header.tensors) {
-    const copy = bytes.slice(header.dataStart + t.begin, header.dataStart + t.end);
+    // A real copy (Buffer#slice would be a view): the result must not alias the caller's bytes.
+    const copy = new Uint8Array(bytes.subarray(header.dataStart + t.begin, header.dataStart + t.end));
     tensors.set(t.name, decodeTensor(t, copy, file));
   }
   return { tensors, metadata: header.metadata };

@@ -2,7 +2,7 @@
 // Loading checks everything first and assigns only when the whole load is acceptable, so a
 // failed load leaves the model untouched.
 import * as tf from "@tensorflow/tfjs";
-import { Naming, toTimm } from "./names";
+import { Converted, Naming, NAMINGS, toTimm } from "./names";
 import { resamplePosEmbed } from "./posembed";
 import { F32Tensor, HostTensor, readSafetensors, StateDict, writeSafetensors } from "./safetensors";
 
@@ -96,20 +96,29 @@ export function loadStateDict(vars: Map<string, tf.Variable>, dict: StateDict, o
 }
 
 export interface FileLoadOptions extends LoadOptions {
-  /** Naming of the file; "auto" (default) detects it from the keys. */
+  /** Naming of the file; "auto" (default): the file's `__metadata__.naming` if known, else detected from the keys. */
   naming?: Naming | "auto";
 }
 
-/** Reads a safetensors file, converts its names to timm's, and loads it (see loadStateDict). */
+/**
+ * Reads a safetensors file and converts it to timm names. Naming "auto" (default): the file's
+ * `__metadata__.naming` when it is one we know, else detected from the keys.
+ */
+export async function readStateDict(file: string, naming: Naming | "auto" = "auto"): Promise<Converted & { metadata: Record<string, string> }> {
+  const { tensors, metadata } = await readSafetensors(file);
+  const declared = NAMINGS.find((n) => n === metadata.naming);
+  return { ...toTimm(tensors, { naming: naming === "auto" ? declared ?? "auto" : naming, file }), metadata };
+}
+
+/** Reads a safetensors file (any supported naming) and loads it (see loadStateDict). */
 export async function loadWeights(
   vars: Map<string, tf.Variable>,
   file: string,
   opts: FileLoadOptions = {},
-): Promise<LoadReport & { naming: Naming; skipped: { key: string; why: string }[]; metadata: Record<string, string> }> {
-  const { tensors, metadata } = await readSafetensors(file);
-  const conv = toTimm(tensors, { naming: opts.naming, file });
+): Promise<LoadReport & { naming: Naming; skipped: Converted["skipped"]; metadata: Record<string, string> }> {
+  const conv = await readStateDict(file, opts.naming);
   const report = loadStateDict(vars, conv.dict, { ...opts, file });
-  return { ...report, naming: conv.naming, skipped: conv.skipped, metadata };
+  return { ...report, naming: conv.naming, skipped: conv.skipped, metadata: conv.metadata };
 }
 
 /** Downloads variables to host float32 tensors (async, so it works on webgpu too). */
@@ -129,7 +138,7 @@ export function trainableOnly(vars: Map<string, tf.Variable>): Map<string, tf.Va
 
 /**
  * Saves variables (all of `vars`, or those `filter` keeps) as F32 safetensors, atomically.
- * Metadata gets format=pt (what transformers/timm expect) unless given.
+ * Metadata gets format=pt (what transformers/timm expect) and naming=timm unless given.
  */
 export async function saveStateDict(
   file: string,
@@ -139,6 +148,6 @@ export async function saveStateDict(
 ): Promise<{ saved: string[] }> {
   const chosen = [...vars].filter(([n, v]) => !opts.filter || opts.filter(n, v));
   const host = await toHost(chosen);
-  await writeSafetensors(file, host, { format: "pt", ...metadata });
+  await writeSafetensors(file, host, { format: "pt", naming: "timm", ...metadata });
   return { saved: [...host.keys()] };
 }

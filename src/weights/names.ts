@@ -19,14 +19,16 @@ export interface Converted {
   skipped: { key: string; why: string }[];
 }
 
-/** Guesses the naming from the keys; throws (listing a few keys) when none fits. */
+/** Guesses the naming from the keys; throws (listing a few keys) when none fits. A file's
+ *  `__metadata__.naming` (written by saveStateDict and the fixtures) takes precedence in loadWeights. */
 export function detectNaming(keys: Iterable<string>, file = "state dict"): Naming {
   const ks = [...keys];
   const has = (re: RegExp) => ks.some((k) => re.test(k));
   if (has(/^visual\.(conv1\.weight|transformer\.resblocks\.)/)) return "openai-clip";
   if (has(/^(vision_model\.)?(embeddings\.patch_embedding\.weight|encoder\.layers\.\d+\.self_attn\.)/) && has(/^vision_model\./)) return "hf-clip";
   if (has(/^(vit\.)?(embeddings\.patch_embeddings\.projection\.weight|encoder\.layer\.\d+\.attention\.attention\.)/)) return "hf-vit";
-  if (has(/^((module|backbone)\.)*(patch_embed\.proj\.weight|blocks\.\d+\.attn\.qkv\.weight)$/)) return "timm";
+  // timm: any timm-style key, so that a subset (e.g. a saved head and norms) is recognised too.
+  if (has(/^((module|backbone)\.)*(patch_embed\.|blocks\.\d+\.|cls_token$|pos_embed$|norm(_pre)?\.|head\.)/)) return "timm";
   const sample = ks.slice(0, 5).map((k) => `'${k}'`).join(", ");
   throw new Error(`${file}: cannot tell the naming from the keys (${ks.length} keys: ${sample}${ks.length > 5 ? ", ..." : ""}); pass one of ${NAMINGS.join(", ")}`);
 }

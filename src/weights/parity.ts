@@ -8,9 +8,8 @@ import { promises as fsp } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { ViTConfig, vitConfig } from "../model/config";
 import { createViT } from "../model/vit";
-import { loadStateDict } from "./load";
-import { inferViTConfig, Naming, toTimm } from "./names";
-import { readSafetensors } from "./safetensors";
+import { loadStateDict, readStateDict } from "./load";
+import { inferViTConfig, Naming } from "./names";
 
 type Nested = number | Nested[];
 
@@ -129,8 +128,7 @@ export function compare(got: tf.Tensor, expected: Nested, tol: { abs: number; re
  */
 export async function runParity(weightsFile: string, fixtureFile: string, opts: { naming?: Naming | "auto" } = {}): Promise<ParityResult> {
   const fixture = await readParityFixture(fixtureFile);
-  const { tensors } = await readSafetensors(weightsFile);
-  const conv = toTimm(tensors, { naming: opts.naming, file: weightsFile });
+  const conv = await readStateDict(weightsFile, opts.naming);
   const inferred = inferViTConfig(conv.dict, { naming: conv.naming }).config;
   const c = fixture.config;
   const keys = ["imageSize", "patchSize", "inChannels", "width", "depth", "mlpRatio", "qkvBias", "classToken", "preNorm", "patchBias", "numClasses", "headBias"] as const;

@@ -1,0 +1,138 @@
+// The notebook side: `const nb = await notebook("00-environment", { preset })` in the cell after
+// the parameters. It knows the preset, where this run's figures and tables go, and shows them:
+// inline PNG / markdown when executed headless by `study run`, interactive plotly / HTML live.
+import * as path from "node:path";
+import { initBackend, BackendReport } from "../runtime/backend";
+import { REPO_ROOT } from "../runtime/record";
+import { writeFileAtomic } from "../runs/atomic";
+import { Figure, RenderOptions, liveHtml, renderFigure } from "../plotting/figure";
+import { TableLike, TableOptions, tableText, toTable } from "../plotting/table";
+import { ENV, Preset, PRESETS, isPreset, kernelFiguresDir } from "./layout";
+
+/** Where rich output goes: tslab's display in a kernel; anything with these methods in tests. */
+export interface DisplaySink {
+  png(b: Uint8Array): void;
+  html(s: string): void;
+  markdown(s: string): void;
+}
+
+export interface NotebookOptions {
+  /** The notebook's `preset` parameter; default "laptop". */
+  preset?: string;
+  /** Select a TensorFlow.js backend (initBackend) and keep its report; default true. */
+  backend?: boolean;
+  /** Override where output is shown (tests); default tslab's display. */
+  display?: DisplaySink;
+  /** Override headless detection; default: set by `study run` (STUDY_HEADLESS=1). */
+  headless?: boolean;
+}
+
+export interface FigureOptions extends RenderOptions {
+  /** Show it inline; default true. */
+  show?: boolean;
+}
+
+export interface FigureFiles {
+  png: string;
+  svg: string;
+  html: string;
+}
+
+export interface TableFiles {
+  csv: string;
+  md: string;
+}
+
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+function checkName(kind: string, name: string): void {
+  if (!SAFE_NAME.test(name)) throw new Error(`${kind} name '${name}': use letters, digits, '.', '_' and '-' (it becomes a file name)`);
+}
+
+export class NotebookContext {
+  /** Figures shown so far in this kernel (the first live one carries the plotly bundle). */
+  private static shown = 0;
+  private readonly sink: () => DisplaySink;
+
+  constructor(
+    /** The notebook's name, e.g. "00-environment". */
+    readonly name: string,
+    readonly preset: Preset,
+    /** Directory for this run's figures and tables (created on first write). */
+    readonly dir: string,
+    /** True when executed by `study run`. */
+    readonly headless: boolean,
+    /** The backend report, when `notebook()` selected one. */
+    readonly backend: BackendReport | undefined,
+    display?: DisplaySink,
+  ) {
+    this.sink = display ? () => display : () => (require("tslab") as typeof import("tslab")).display;
+  }
+
+  /** The repository root (the kernel's working directory). */
+  get root(): string {
+    return REPO_ROOT;
+  }
+
+  /** The value for this preset: `nb.pick({ smoke: 64, laptop: 5_000, paper: 50_000 })`. */
+  pick<T>(choices: Record<Preset, T>): T {
+    if (!(this.preset in choices)) throw new Error(`pick: no value for preset '${this.preset}'`);
+    return choices[this.preset];
+  }
+
+  /** A path inside this run's output directory. */
+  path(file: string): string {
+    return path.join(this.dir, file);
+  }
+
+  /**
+   * Writes `<name>.png` (scale 2), `<name>.svg` and `<name>.html` (standalone, plotly inlined) to
+   * `dir`, and shows the figure: a PNG headless, interactive plotly live.
+   */
+  async figure(name: string, fig: Figure, opts: FigureOptions = {}): Promise<FigureFiles> {
+    checkName("figure", name);
+    const r = await renderFigure(fig, opts, `${this.name}: ${name}`);
+    const files: FigureFiles = { png: this.path(`${name}.png`), svg: this.path(`${name}.svg`), html: this.path(`${name}.html`) };
+    writeFileAtomic(files.png, r.png);
+    writeFileAtomic(files.svg, r.svg);
+    writeFileAtomic(files.html, r.html);
+    if (opts.show ?? true) {
+      if (this.headless) this.sink().png(r.inlinePng);
+      else this.sink().html(liveHtml(fig, `fig-${this.name}-${name}-${NotebookContext.shown}`, r.inlinePng, NotebookContext.shown === 0, opts));
+      NotebookContext.shown++;
+    }
+    return files;
+  }
+
+  /** Writes `<name>.csv` and `<name>.md` to `dir` and shows the table (markdown headless, HTML live). */
+  table(name: string, t: TableLike, opts: TableOptions & { show?: boolean } = {}): TableFiles {
+    checkName("table", name);
+    const txt = tableText(toTable(t, name), opts);
+    const files: TableFiles = { csv: this.path(`${name}.csv`), md: this.path(`${name}.md`) };
+    writeFileAtomic(files.csv, txt.csv);
+    writeFileAtomic(files.md, txt.markdown);
+    if (opts.show ?? true) {
+      if (this.headless) this.sink().markdown(txt.markdown);
+      else this.sink().html(txt.html);
+    }
+    return files;
+  }
+
+  /** Shows markdown inline (e.g. a heading or a paragraph computed from results). */
+  markdown(s: string): void {
+    this.sink().markdown(s);
+  }
+}
+
+/**
+ * The context of one notebook. `name` names its figures directory (`figures/<name>/`, or what
+ * `study run` chose); `opts.preset` is the notebook's `preset` parameter.
+ */
+export async function notebook(name: string, opts: NotebookOptions = {}): Promise<NotebookContext> {
+  checkName("notebook", name);
+  const preset = opts.preset ?? "laptop";
+  if (!isPreset(preset)) throw new Error(`notebook '${name}': preset '${preset}' is not one of ${PRESETS.join(", ")}`);
+  const headless = opts.headless ?? process.env[ENV.headless] === "1";
+  const backend = opts.backend === false ? undefined : await initBackend();
+  return new NotebookContext(name, preset, kernelFiguresDir(name, preset), headless, backend, opts.display);
+}

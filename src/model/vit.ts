@@ -163,6 +163,25 @@ export class ViT implements ImageModel {
     else this.hooks.delete(linear);
   }
 
+  /**
+   * Replaces the head with copies of `weight` [classes,D] and `bias` [classes] (or none), e.g. a
+   * fresh head for a new class count; the config's numClasses and headBias follow.
+   */
+  setHead(weight: tf.Tensor, bias: tf.Tensor | null): void {
+    const [n, d] = weight.shape;
+    if (weight.rank !== 2 || d !== this.config.width) throw new Error(`head weight must be [classes,${this.config.width}], got [${weight.shape}]`);
+    if (bias && !tf.util.arraysEqual(bias.shape, [n])) throw new Error(`head bias must be [${n}], got [${bias.shape}]`);
+    if (this.hooks.has("head")) throw new Error("detach the adapters on 'head' before replacing it");
+    for (const k of ["head.weight", "head.bias"]) {
+      this.params.get(k)?.dispose();
+      this.params.delete(k);
+    }
+    this.params.set("head.weight", this.newVariable("head.weight", weight));
+    if (bias) this.params.set("head.bias", this.newVariable("head.bias", bias));
+    this.config.numClasses = n;
+    this.config.headBias = bias !== null;
+  }
+
   // ---- layers ----------------------------------------------------------------------------
 
   /**

@@ -2,6 +2,7 @@
 // then cpu. `STUDY_BACKEND` overrides. The report says what was picked and why, and goes into
 // every run's record.
 import * as tf from "@tensorflow/tfjs";
+import { configureWasm } from "./wasm";
 
 export type BackendChoice = "tfjs-node-gpu" | "tfjs-node" | "webgpu" | "wasm" | "cpu";
 export const BACKEND_ORDER: readonly BackendChoice[] = ["tfjs-node-gpu", "tfjs-node", "webgpu", "wasm", "cpu"];
@@ -116,11 +117,11 @@ async function tryBackend(name: BackendChoice): Promise<BackendAttempt & { adapt
         return { name, ok, detail: ok ? `adapter ${who || "(no info)"}` : "webgpu backend failed to initialise", adapter };
       }
       case "wasm": {
-        require("@tensorflow/tfjs-backend-wasm");
+        // Threaded SIMD by default (STUDY_WASM_THREADS, default one per core); see runtime/wasm.
+        const setup = configureWasm();
         const ok = await tf.setBackend("wasm");
         const simd = ok ? await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT") : false;
-        const threads = ok ? await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT") : false;
-        return { name, ok, detail: ok ? `simd=${simd} threads=${threads}` : "wasm backend failed to initialise" };
+        return { name, ok, detail: ok ? `simd=${simd} threads=${setup.threads}: ${setup.reason}` : "wasm backend failed to initialise" };
       }
       case "cpu": {
         const ok = await tf.setBackend("cpu");

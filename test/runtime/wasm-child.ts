@@ -1,0 +1,28 @@
+// Child process of wasm-threads.test.ts: one ViT forward + backward on the wasm backend with the
+// thread count from STUDY_WASM_THREADS; prints the backend report and every output as base64
+// float32 (bit-exact) on one JSON line. It never calls process.exit: it must exit on its own.
+import * as tf from "@tensorflow/tfjs";
+import { vitConfig } from "../../src/model/config";
+import { ViT } from "../../src/model/vit";
+import { initBackend } from "../../src/runtime/backend";
+import { wasmSetup } from "../../src/runtime/wasm";
+
+async function main(): Promise<void> {
+  const report = await initBackend({ prefer: "wasm", force: true });
+  // Big enough that XNNPACK splits its matmuls across threads (M = 8 x 17 tokens).
+  const cfg = vitConfig({ imageSize: 16, patchSize: 4, width: 48, depth: 2, heads: 3, numClasses: 7 });
+  const model = ViT.create(cfg, { seed: 5 });
+  const x = tf.randomNormal([8, 16, 16, 3], 0, 1, "float32", 9) as tf.Tensor4D;
+  const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 0], "int32"), 7);
+  const vars = [...model.params.values()];
+  const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(labels, model.logits(x)) as tf.Scalar, vars);
+  const b64 = (t: tf.Tensor): string => Buffer.from(new Float32Array(t.dataSync()).buffer).toString("base64");
+  const out: Record<string, string> = { loss: b64(value), logits: b64(model.logits(x)) };
+  for (const [name, v] of model.params) out[`grad:${name}`] = b64(grads[v.name]);
+  console.log(JSON.stringify({ reason: report.reason, setup: wasmSetup(), out }));
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

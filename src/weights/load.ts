@@ -1,9 +1,11 @@
 // Loading a state dict into a model's named variables, and saving variables to safetensors.
 // Loading checks everything first and assigns only when the whole load is acceptable, so a
 // failed load leaves the model untouched.
+import { promises as fsp } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { Converted, Naming, NAMINGS, toTimm } from "./names";
 import { resamplePosEmbed } from "./posembed";
+import { readPth } from "./pth";
 import { F32Tensor, HostTensor, readSafetensors, StateDict, writeSafetensors } from "./safetensors";
 
 export interface LoadOptions {
@@ -101,16 +103,30 @@ export interface FileLoadOptions extends LoadOptions {
 }
 
 /**
- * Reads a safetensors file and converts it to timm names. Naming "auto" (default): the file's
+ * Reads a safetensors file (or a torch zip checkpoint, parsed without running its pickle) and
+ * converts it to timm names. Naming "auto" (default): the file's
  * `__metadata__.naming` when it is one we know, else detected from the keys.
  */
 export async function readStateDict(file: string, naming: Naming | "auto" = "auto"): Promise<Converted & { metadata: Record<string, string> }> {
-  const { tensors, metadata } = await readSafetensors(file);
+  const { tensors, metadata } = (await isZip(file)) ? { tensors: await readPth(file), metadata: {} as Record<string, string> } : await readSafetensors(file);
   const declared = NAMINGS.find((n) => n === metadata.naming);
   return { ...toTimm(tensors, { naming: naming === "auto" ? declared ?? "auto" : naming, file }), metadata };
 }
 
-/** Reads a safetensors file (any supported naming) and loads it (see loadStateDict). */
+/** A torch >= 1.6 checkpoint is a zip: it starts with "PK\x03\x04". */
+async function isZip(file: string): Promise<boolean> {
+  const fh = await fsp.open(file, "r").catch(() => undefined);
+  if (!fh) return false; // the safetensors reader reports the open error
+  try {
+    const b = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(b, 0, 4, 0);
+    return bytesRead === 4 && b.readUInt32LE(0) === 0x04034b50;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads a weights file (any supported naming) and loads it (see loadStateDict). */
 export async function loadWeights(
   vars: Map<string, tf.Variable>,
   file: string,

@@ -129,7 +129,12 @@ export function compare(got: tf.Tensor, expected: Nested, tol: { abs: number; re
 export async function runParity(weightsFile: string, fixtureFile: string, opts: { naming?: Naming | "auto" } = {}): Promise<ParityResult> {
   const fixture = await readParityFixture(fixtureFile);
   const conv = await readStateDict(weightsFile, opts.naming);
-  const inferred = inferViTConfig(conv.dict, { naming: conv.naming }).config;
+  let inferred: ViTConfig;
+  try {
+    inferred = inferViTConfig(conv.dict, { naming: conv.naming }).config;
+  } catch (e) {
+    throw new Error(`${weightsFile} (read as ${conv.naming} names): ${e instanceof Error ? e.message : String(e)}`);
+  }
   const c = fixture.config;
   const keys = ["imageSize", "patchSize", "inChannels", "width", "depth", "mlpRatio", "qkvBias", "classToken", "preNorm", "patchBias", "numClasses", "headBias"] as const;
   const diff = keys.filter((k) => inferred[k] !== c[k]).map((k) => `${k}: fixture ${c[k]}, weights ${inferred[k]}`);

@@ -8,8 +8,9 @@ import { runParity } from "../../weights/parity";
 
 const USAGE = `usage: study parity <weights.safetensors> <fixture.json> [--naming auto|${NAMINGS.join("|")}] [--backend cpu|wasm|webgpu|...]
 
-Loads the weights (safetensors, or a torch zip .pth read without running its pickle; timm, Hugging Face ViT, Hugging Face CLIP or OpenAI CLIP names; detected unless
---naming is given) into a ViT with the architecture of the fixture's config, runs the fixture's
+Loads the weights (safetensors, or a torch zip .pth read without running its pickle; timm,
+Hugging Face ViT, Hugging Face CLIP or OpenAI CLIP names, detected unless --naming is given)
+into a ViT with the architecture of the fixture's config, runs the fixture's
 input (NHWC) and compares the logits (CLIP: image features) and CLS features with the expected
 values. Exit 0 when every value is within the fixture's tolerance (|err| <= abs + rel*|expected|).`;
 

@@ -115,7 +115,7 @@ forEachBackend("strategies", () => {
         assert.ok(maxAbsDiff(m.logits(x), unmerged) <= 1e-5);
 
         // save / load round trip into a fresh model with a differently seeded adapter
-        const naming = c.spec.kind !== "block-expansion" && (c.spec.targets ?? []).includes("qkv") ? "timm" : "hf";
+        const naming = (c.spec.kind === "lora" || c.spec.kind === "selective-lora") && (c.spec.targets ?? []).includes("qkv") ? "timm" : "hf";
         const bytes = encodeAdapter(t.adapter, { naming, includeHead: true });
         const keys = [...parseSafetensors(bytes).tensors.keys()];
         assert.ok(keys.every((k) => k.startsWith("base_model.model.")), "peft prefix");

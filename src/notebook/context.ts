@@ -1,4 +1,4 @@
-// The notebook side: `const nb = await notebook("00-environment", { preset })` in the cell after
+// The notebook side: `const nb = await notebook("00-environment", preset)` in the cell after
 // the parameters. It knows the preset, where this run's figures and tables go, and shows them:
 // inline PNG / markdown when executed headless by `study run`, interactive plotly / HTML live.
 import * as path from "node:path";
@@ -17,8 +17,6 @@ export interface DisplaySink {
 }
 
 export interface NotebookOptions {
-  /** The notebook's `preset` parameter; default "laptop". */
-  preset?: string;
   /** Select a TensorFlow.js backend (initBackend) and keep its report; default true. */
   backend?: boolean;
   /** Override where output is shown (tests); default tslab's display. */
@@ -87,12 +85,13 @@ export class NotebookContext {
 
   /**
    * Writes `<name>.png` (scale 2), `<name>.svg` and `<name>.html` (standalone, plotly inlined) to
-   * `dir`, and shows the figure: a PNG headless, interactive plotly live.
+   * `dir`, and shows the figure: a PNG headless, interactive plotly live. Resolves to nothing, so
+   * that a cell ending in `await nb.figure(...)` prints no paths; `nb.figureFiles(name)` names them.
    */
-  async figure(name: string, fig: Figure, opts: FigureOptions = {}): Promise<FigureFiles> {
+  async figure(name: string, fig: Figure, opts: FigureOptions = {}): Promise<void> {
     checkName("figure", name);
     const r = await renderFigure(fig, opts, `${this.name}: ${name}`);
-    const files: FigureFiles = { png: this.path(`${name}.png`), svg: this.path(`${name}.svg`), html: this.path(`${name}.html`) };
+    const files = this.figureFiles(name);
     writeFileAtomic(files.png, r.png);
     writeFileAtomic(files.svg, r.svg);
     writeFileAtomic(files.html, r.html);
@@ -101,21 +100,29 @@ export class NotebookContext {
       else this.sink().html(liveHtml(fig, `fig-${this.name}-${name}-${NotebookContext.shown}`, r.inlinePng, NotebookContext.shown === 0, opts));
       NotebookContext.shown++;
     }
-    return files;
+  }
+
+  /** The files `figure(name, ...)` writes. */
+  figureFiles(name: string): FigureFiles {
+    return { png: this.path(`${name}.png`), svg: this.path(`${name}.svg`), html: this.path(`${name}.html`) };
+  }
+
+  /** The files `table(name, ...)` writes. */
+  tableFiles(name: string): TableFiles {
+    return { csv: this.path(`${name}.csv`), md: this.path(`${name}.md`) };
   }
 
   /** Writes `<name>.csv` and `<name>.md` to `dir` and shows the table (markdown headless, HTML live). */
-  table(name: string, t: TableLike, opts: TableOptions & { show?: boolean } = {}): TableFiles {
+  table(name: string, t: TableLike, opts: TableOptions & { show?: boolean } = {}): void {
     checkName("table", name);
     const txt = tableText(toTable(t, name), opts);
-    const files: TableFiles = { csv: this.path(`${name}.csv`), md: this.path(`${name}.md`) };
+    const files = this.tableFiles(name);
     writeFileAtomic(files.csv, txt.csv);
     writeFileAtomic(files.md, txt.markdown);
     if (opts.show ?? true) {
       if (this.headless) this.sink().markdown(txt.markdown);
       else this.sink().html(txt.html);
     }
-    return files;
   }
 
   /** Shows markdown inline (e.g. a heading or a paragraph computed from results). */
@@ -125,12 +132,13 @@ export class NotebookContext {
 }
 
 /**
- * The context of one notebook. `name` names its figures directory (`figures/<name>/`, or what
- * `study run` chose); `opts.preset` is the notebook's `preset` parameter.
+ * The context of one notebook: `const nb = await notebook("00-environment", preset);`.
+ * `name` names its figures directory (`figures/<name>/`, or what `study run` chose); `preset` is
+ * the notebook's `preset` parameter (default "laptop"). It is positional on purpose: tslab fails on
+ * shorthand properties (`{ preset }`) that name a variable declared in an earlier cell.
  */
-export async function notebook(name: string, opts: NotebookOptions = {}): Promise<NotebookContext> {
+export async function notebook(name: string, preset: string = "laptop", opts: NotebookOptions = {}): Promise<NotebookContext> {
   checkName("notebook", name);
-  const preset = opts.preset ?? "laptop";
   if (!isPreset(preset)) throw new Error(`notebook '${name}': preset '${preset}' is not one of ${PRESETS.join(", ")}`);
   const headless = opts.headless ?? process.env[ENV.headless] === "1";
   const backend = opts.backend === false ? undefined : await initBackend();

@@ -106,7 +106,7 @@ export function describeFailure(executed: Notebook, index: number, fallback: str
   const all = errText || fallback.replace(ANSI, "").trim();
   const ls = all.split("\n");
   const errLine =
-    ls.find((l) => /^[A-Za-z_$][\w$.]*(Error|Exception)\b.*?:/.test(l) || /^[A-Za-z_$][\w$.]*Error$/.test(l)) ??
+    ls.find((l) => /^(?:[A-Za-z_$][\w$.]*)?(?:Error|Exception)(?::|$| \[)/.test(l)) ??
     ls.find((l) => /^\d+:\d+ - /.test(l)) ??
     ls.find((l) => l.trim().length > 0) ??
     "(no error output)";

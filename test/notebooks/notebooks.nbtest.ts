@@ -1,0 +1,122 @@
+// Executes the notebooks through the real Jupyter (nbclient) and the project's tslab kernel, the
+// way `study run` does. Slow (a kernel start is seconds): run with `npm run test:notebooks`.
+import { after, before, describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Cell, Notebook, readNotebook, serialize, text } from "../../src/notebook/ipynb";
+import { runNotebook } from "../../src/notebook/runner";
+import { studyNotebooks } from "../../src/cli/commands/reproduce";
+import { REPO_ROOT, gitState } from "../../src/runtime/record";
+
+let tmp = "";
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nbtest-"));
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function scratch(name: string, cells: [string, string[]?][]): string {
+  const nb: Notebook = {
+    cells: cells.map(([source, tags], i): Cell => ({ cell_type: "code", id: `c${i}`, metadata: tags ? { tags } : {}, source, outputs: [], execution_count: null })),
+    metadata: { kernelspec: { name: "tslab-study", display_name: "TypeScript (tslab, project)", language: "typescript" } },
+    nbformat: 4,
+    nbformat_minor: 5,
+  };
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, serialize(nb));
+  return file;
+}
+
+function streams(nb: Notebook, index: number): string {
+  return (nb.cells[index].outputs ?? []).map((o) => (o.output_type === "stream" ? text(o.text) : "")).join("");
+}
+
+function study(...args: string[]) {
+  return spawnSync(process.execPath, [path.join(REPO_ROOT, "bin", "study.js"), ...args], { cwd: REPO_ROOT, encoding: "utf8" });
+}
+
+test("the kernel starts at the repository root, imports ./src, and takes injected parameters", async () => {
+  const file = scratch("params.ipynb", [
+    ['const steps = 10;\nconst label = "default";\nlet ranks = [4];', ["parameters"]],
+    ['import { REPO_ROOT } from "./src/runtime/record";\nconsole.log(JSON.stringify({ cwd: process.cwd(), root: REPO_ROOT, steps: steps, label: label, ranks: ranks }));'],
+  ]);
+  const out = path.join(tmp, "params-out", "params.ipynb");
+  const r = await runNotebook({ notebook: file, params: { steps: 3, label: "from --set", ranks: [8, 16] }, out });
+  assert.ok(r.ok, JSON.stringify(r.failure));
+  const nb = readNotebook(out);
+  assert.deepEqual(nb.cells[1].metadata.tags, ["injected-parameters"]);
+  const seen = JSON.parse(streams(nb, 2).trim());
+  assert.deepEqual(seen, { cwd: REPO_ROOT, root: REPO_ROOT, steps: 3, label: "from --set", ranks: [8, 16] });
+  assert.equal(readNotebook(file).cells.length, 2, "the source notebook is left alone");
+});
+
+test("a failing cell makes `study run` exit non-zero naming the cell, its source and the error", () => {
+  const file = scratch("fails.ipynb", [
+    ["const n = 1;", ["parameters"]],
+    ['console.log("fine")'],
+    ['const boom = n + 1;\nthrow new Error(`exploded with ${boom}`);'],
+    ['console.log("never reached")'],
+  ]);
+  const out = path.join(tmp, "fails-out", "fails.ipynb");
+  const r = study("run", file, "--set", "n=41", "--out", out);
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /fails\.ipynb: cell 2 failed: Error: exploded with 42/);
+  assert.match(r.stderr, /\| throw new Error\(`exploded with \$\{boom\}`\);/);
+  const nb = readNotebook(out);
+  assert.equal(streams(nb, 2), "fine\n", "cells before the failure ran");
+  assert.deepEqual(nb.cells[4].outputs, [], "cells after it did not");
+});
+
+test("an unknown --set is refused before anything runs", () => {
+  const file = scratch("typo.ipynb", [["const lr = 0.1;", ["parameters"]]]);
+  const r = study("run", file, "--set", "lrr=1", "--out", path.join(tmp, "typo-out", "typo.ipynb"));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /typo\.ipynb: unknown parameter lrr; the parameters cell declares lr/);
+});
+
+describe("every notebook runs at the smoke preset", { concurrency: 1 }, () => {
+  for (const file of studyNotebooks()) {
+    const stem = path.basename(file, ".ipynb");
+    test(stem, async () => {
+      const out = path.join(tmp, "smoke", stem, `${stem}.ipynb`);
+      const r = await runNotebook({ notebook: file, preset: "smoke", out });
+      assert.ok(r.ok, r.failure ? `cell ${r.failure.index}: ${r.failure.error}\n${r.failure.detail}` : "");
+      const nb = readNotebook(out);
+      assert.match(text(nb.cells.find((c) => c.metadata.tags?.includes("injected-parameters"))?.source), /const preset = "smoke";/);
+    });
+  }
+});
+
+test("00-environment: inline PNG, the three figure files beside the output, byte-identical rerun", async () => {
+  const src = path.join(REPO_ROOT, "notebooks", "00-environment.ipynb");
+  const out = path.join(tmp, "env", "00-environment.ipynb");
+  const figureFiles = ["gelu.png", "gelu.svg", "gelu.html"];
+  // The notebook records the git commit and dirty flag: if the checkout changes between the two
+  // runs (someone commits), the inputs differ and the pair is run again.
+  for (let attempt = 0; ; attempt++) {
+    const git0 = JSON.stringify(gitState());
+    const cli = study("run", src, "--preset", "smoke", "--out", out);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /^ok {2}.*00-environment\.ipynb -> /m);
+    const first = fs.readFileSync(out);
+    const firstFigures = figureFiles.map((f) => fs.readFileSync(path.join(tmp, "env", f)));
+    const r = await runNotebook({ notebook: src, preset: "smoke", out });
+    assert.ok(r.ok, r.failure?.error);
+    if (JSON.stringify(gitState()) !== git0 && attempt < 2) continue;
+
+    const nb = readNotebook(out);
+    const pngs = nb.cells.flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "display_data" && "image/png" in o.data));
+    assert.equal(pngs.length, 1, "one inline PNG");
+    for (const f of figureFiles) assert.ok(fs.statSync(path.join(tmp, "env", f)).size > 1000, `${f} beside the output`);
+    for (const f of ["backend-attempts", "versions", "gelu-differences"]) {
+      assert.ok(fs.existsSync(path.join(tmp, "env", `${f}.csv`)) && fs.existsSync(path.join(tmp, "env", `${f}.md`)), `${f} table files`);
+    }
+    const again = fs.readFileSync(out);
+    assert.ok(first.equals(again), "the rerun gives a byte-identical notebook");
+    figureFiles.forEach((f, i) => assert.ok(firstFigures[i].equals(fs.readFileSync(path.join(tmp, "env", f))), `${f} is byte-identical`));
+    assert.doesNotMatch(again.toString("utf8"), /"execution":|iopub\.|shell\.execute_reply|"transient"/, "no timing metadata");
+    break;
+  }
+});

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { initBackend, BackendReport } from "../runtime/backend";
 import { REPO_ROOT } from "../runtime/record";
 import { writeFileAtomic } from "../runs/atomic";
+import { plotPage } from "../plotting/browser";
 import { Figure, RenderOptions, liveHtml, renderFigure } from "../plotting/figure";
 import { TableLike, TableOptions, tableText, toTable } from "../plotting/table";
 import { ENV, Preset, PRESETS, isPreset, kernelFiguresDir } from "./layout";
@@ -23,6 +24,8 @@ export interface NotebookOptions {
   display?: DisplaySink;
   /** Override headless detection; default: set by `study run` (STUDY_HEADLESS=1). */
   headless?: boolean;
+  /** Launch the figure browser in the background right away; default true. */
+  prewarm?: boolean;
 }
 
 export interface FigureOptions extends RenderOptions {
@@ -141,6 +144,9 @@ export async function notebook(name: string, preset: string = "laptop", opts: No
   checkName("notebook", name);
   if (!isPreset(preset)) throw new Error(`notebook '${name}': preset '${preset}' is not one of ${PRESETS.join(", ")}`);
   const headless = opts.headless ?? process.env[ENV.headless] === "1";
+  // Start the browser now, in the background: its launch (seconds) overlaps with the cells that
+  // run before the first figure. A failure here is retried, and reported, by that figure.
+  if (opts.prewarm ?? true) plotPage().catch(() => undefined);
   const backend = opts.backend === false ? undefined : await initBackend();
   return new NotebookContext(name, preset, kernelFiguresDir(name, preset), headless, backend, opts.display);
 }

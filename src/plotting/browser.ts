@@ -2,7 +2,22 @@
 // page that has plotly.js loaded. Playwright kills the browser when the process exits.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Browser, Page } from "playwright-core";
+
+// The few playwright-core members used here, declared locally: importing its types would make tslab
+// type-check playwright's ~20k lines of declarations in every kernel that draws a figure.
+interface Page {
+  setContent(html: string): Promise<void>;
+  addScriptTag(opts: { path: string }): Promise<unknown>;
+  evaluate(expression: string): Promise<unknown>;
+}
+interface Browser {
+  newPage(opts: { viewport: { width: number; height: number }; deviceScaleFactor: number }): Promise<Page>;
+  on(event: "disconnected", fn: () => void): void;
+  close(): Promise<void>;
+}
+interface Chromium {
+  launch(opts: { executablePath: string; args: string[]; headless: boolean }): Promise<Browser>;
+}
 
 /** Offline, quiet, no sandbox (root in containers), no GPU: the same pixels on every run. */
 export const CHROMIUM_ARGS = [
@@ -43,7 +58,7 @@ let page: Promise<Page> | undefined;
 
 async function launch(): Promise<Browser> {
   // playwright-core is loaded on first use: notebooks that draw nothing never pay for it.
-  const { chromium } = require("playwright-core") as typeof import("playwright-core");
+  const { chromium } = require("playwright-core") as { chromium: Chromium };
   // Playwright gives every launch a fresh temporary --user-data-dir and removes it afterwards.
   const b = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS, headless: true });
   b.on("disconnected", () => {

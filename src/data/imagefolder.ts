@@ -124,3 +124,34 @@ export async function loadImageFolder(opts: ImageFolderOptions): Promise<ImageSe
     opts.cache,
   );
 }
+
+export interface FileListOptions {
+  name: string;
+  /** Absolute image paths, in dataset order. */
+  files: string[];
+  labels: number[];
+  classes: string[];
+  decode: DecodeSize;
+  /** Anything that identifies the list (split file, partition), for the cache key. */
+  source: Record<string, unknown>;
+  cache?: CacheOptions;
+}
+
+/** Decodes an explicit list of image files (split-file layouts: DTD, Food-101, Flowers-102). */
+export async function loadFileList(o: FileListOptions): Promise<ImageSet> {
+  const id = crypto.createHash("sha256").update(JSON.stringify({ files: o.files, labels: o.labels, decode: o.decode, source: o.source })).digest("hex").slice(0, 10);
+  const key = `${o.name.replace(/[^\w.-]/g, "_")}-${o.decode.size}px-${id}`;
+  const hit = openCache(key, o.cache);
+  if (hit) return hit;
+  const missing = o.files.find((f) => !fs.existsSync(f));
+  if (missing) throw new Error(`${o.name}: image file ${missing} listed by the split is missing`);
+  return buildCache(
+    {
+      key, name: o.name, height: o.decode.size, width: o.decode.size, classes: o.classes, labels: o.labels,
+      source: { ...o.source, decode: o.decode, files: o.files.length },
+      produce: (write) =>
+        forEachConcurrent(o.files.length, 4, async (i) => write(i, fitImage(await decodeImage(fs.readFileSync(o.files[i]), o.files[i]), o.decode))),
+    },
+    o.cache,
+  );
+}

@@ -151,6 +151,7 @@ class WorkerPool {
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
+        this.refresh();
         if (m.error !== undefined || !m.x) p.reject(new Error(m.error ?? "worker returned no pixels"));
         else p.resolve(m.x);
       });
@@ -161,9 +162,16 @@ class WorkerPool {
     }
   }
 
+  /** Idle workers must not keep the process alive; busy ones must (or Node exits mid-batch). */
+  private refresh(): void {
+    const busy = this.pending.size > 0;
+    for (const w of this.workers) busy ? w.ref() : w.unref();
+  }
+
   private failAll(e: Error): void {
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
+    this.refresh();
   }
 
   run(plan: BatchPlan): Promise<Float32Array> {
@@ -171,6 +179,7 @@ class WorkerPool {
     const w = this.workers[this.nextWorker++ % this.workers.length];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      this.refresh();
       w.postMessage({ id, plan });
     });
   }

@@ -1,0 +1,89 @@
+// Feature extraction and top-1 accuracy over a dataset, batch by batch: only one batch of images
+// and its outputs are on the backend at a time, so memory is bounded by the batch size.
+import * as tf from "@tensorflow/tfjs";
+import type { ImageModel } from "../model/types";
+import type { ImageSet } from "../data/dataset";
+import { DataLoader } from "../data/pipeline";
+import type { TransformSpec } from "../data/transforms";
+
+export interface PassOptions {
+  /** The eval transform (deterministic), e.g. cifarEval(32) or paperEval(224). */
+  transform: TransformSpec;
+  batchSize?: number;
+  /** Prefetch worker threads (default 1). */
+  workers?: number;
+}
+
+export interface FeatureChunk {
+  /** [n, dim] row-major. */
+  features: Float32Array;
+  labels: Int32Array;
+  dim: number;
+}
+
+function evalLoader(ds: ImageSet, o: PassOptions): DataLoader {
+  return new DataLoader(ds, { batchSize: o.batchSize ?? 256, transform: o.transform, seed: 0, shuffle: false, dropLast: false, workers: o.workers });
+}
+
+/** CLS features of every image, one batch at a time, in dataset order. */
+export async function* featureBatches(model: ImageModel, ds: ImageSet, o: PassOptions): AsyncGenerator<FeatureChunk> {
+  const loader = evalLoader(ds, o);
+  try {
+    for await (const b of loader.epoch(0)) {
+      const f = tf.tidy(() => model.features(tf.tensor4d(b.x, b.shape))); // [B,D]
+      const features = (await f.data()) as Float32Array;
+      f.dispose();
+      yield { features, labels: b.labels, dim: model.featureDim };
+    }
+  } finally {
+    await loader.close();
+  }
+}
+
+/** All features in one array [N, dim] (fine for CIFAR-sized sets; stream the bank otherwise). */
+export async function extractFeatures(model: ImageModel, ds: ImageSet, o: PassOptions): Promise<FeatureChunk> {
+  const dim = model.featureDim;
+  const features = new Float32Array(ds.size * dim);
+  const labels = new Int32Array(ds.size);
+  let n = 0;
+  for await (const c of featureBatches(model, ds, o)) {
+    features.set(c.features, n * dim);
+    labels.set(c.labels, n);
+    n += c.labels.length;
+  }
+  return { features, labels, dim };
+}
+
+export interface AccuracyResult {
+  top1: number;
+  correct: number;
+  n: number;
+  /** Mean cross-entropy. */
+  loss: number;
+}
+
+/** Top-1 accuracy (and mean cross-entropy) of the model's head on a dataset. */
+export async function evaluateAccuracy(model: ImageModel, ds: ImageSet, o: PassOptions): Promise<AccuracyResult> {
+  if (model.numClasses === 0) throw new Error("evaluateAccuracy: the model has no head (numClasses = 0); use k-NN on features");
+  const loader = evalLoader(ds, o);
+  let correct = 0, n = 0, lossSum = 0;
+  try {
+    for await (const b of loader.epoch(0)) {
+      const out = tf.tidy(() => {
+        const logits = model.logits(tf.tensor4d(b.x, b.shape)); // [B,K]
+        const y = tf.tensor1d(b.labels, "int32");
+        const hit = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), "int32"));
+        const nll = tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(y, logits.shape[1]))));
+        return tf.stack([tf.cast(hit, "float32"), nll]);
+      });
+      const [h, l] = await out.data();
+      out.dispose();
+      correct += h;
+      lossSum += l;
+      n += b.labels.length;
+    }
+  } finally {
+    await loader.close();
+  }
+  return { top1: correct / n, correct, n, loss: lossSum / n };
+}

@@ -63,6 +63,8 @@ find_chromium() {
   return 1
 }
 apt_pkgs=()
+python=""
+chromium=""
 python=$(find_python) || apt_pkgs+=(jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
 chromium=$(find_chromium) || apt_pkgs+=(chromium fonts-liberation fonts-dejavu-core)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
@@ -76,9 +78,13 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
     {
       echo "setup: missing: ${apt_pkgs[*]}"
       echo "  Debian/Ubuntu:  sudo apt-get install -y ${apt_pkgs[*]}"
-      echo "  or with pip:    python3 -m pip install 'notebook==6.*' nbconvert nbclient ipykernel"
-      echo "                  (then export STUDY_PYTHON=\$(command -v python3) if that python is not /usr/bin/python3)"
-      echo "  Chromium:       any Chrome/Chromium binary; export STUDY_CHROMIUM=/path/to/chrome"
+      if [ -z "$python" ]; then
+        echo "  or with pip:    python3 -m pip install 'notebook==6.*' nbconvert nbclient ipykernel"
+        echo "                  (and export STUDY_PYTHON=/path/to/that/python3 unless it is /usr/bin/python3)"
+      fi
+      if [ -z "$chromium" ]; then
+        echo "  or any Chrome/Chromium build: export STUDY_CHROMIUM=/path/to/chrome"
+      fi
       echo "then run 'bash environment/setup.sh' again."
     } >&2
     exit 1

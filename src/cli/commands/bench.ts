@@ -1,0 +1,203 @@
+// `study bench --cpu`: forward and training-step throughput on the CPU backends, next to PyTorch
+// measured in the same run on the same machine. Each backend runs in its own process (bench/cpu.ts;
+// a process has one wasm instance), one after the other so that they never share the cores.
+import { execFileSync, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { BenchCase, BenchJob, BenchRow } from "../../../bench/cpu";
+import { Command, numOpt, opt, parseArgs } from "../command";
+import { PresetName } from "../../model/config";
+import { REPO_ROOT } from "../../runtime/record";
+import { coreCount } from "../../runtime/wasm";
+
+const ALL_STRATEGIES = ["full", "top-3", "linear", "lora-8", "selective-lora-8", "block-expansion-1"];
+const TORCH_PYTHON = process.env.STUDY_TORCH_PYTHON ?? "/usr/bin/python3";
+
+interface Target {
+  name: string;
+  backend: "wasm" | "cpu";
+  env: Record<string, string>;
+}
+
+const USAGE = `usage: study bench --cpu [options]
+
+Forward and training-step throughput (images/s, median of the timed steps) of the ViT on the CPU
+backends, and of the same model and step in PyTorch (bench/torch_cpu.py, when torch imports),
+printing ours / PyTorch per row. Training step: cross-entropy, backward over the strategy's
+trainable set, Adam, loss read back.
+
+Default plan: vit-cifar-micro and vit-cifar-tiny at batch 128, vit-tiny-16 and vit-small-16 at
+batch 8; every strategy on vit-cifar-micro, full on the others; wasm single-threaded, wasm with one
+thread per core, and the pure-JS cpu backend on vit-cifar-micro full only (it is far slower).
+
+options:
+  --quick              vit-cifar-micro only, full and lora-8, wasm only (a development check)
+  --models a,b         presets to run (batch 128 for vit-cifar-*, --small-batch otherwise)
+  --strategies a,b|all ${ALL_STRATEGIES.join(", ")}
+  --backends a,b       wasm-1 (single thread), wasm (STUDY_WASM_THREADS or one per core), cpu
+  --small-batch N      batch of the 224 px presets (default 8)
+  --warmup N           untimed steps first (default 1)
+  --steps N            timed steps (default 2)
+  --threads N          threads of the threaded wasm and of PyTorch (default: cores)
+  --no-torch           skip the PyTorch reference
+  --profile            per-kernel time of one training step (tf.profile), per backend and case
+  --json FILE          also write every row as JSON
+
+environment: STUDY_WASM_XNN_MATMUL=0 keeps wasm's stock matmul kernel (a "before" baseline);
+STUDY_TORCH_PYTHON picks the python that has torch (default /usr/bin/python3).`;
+
+function list(v: string | undefined): string[] | undefined {
+  return v === undefined ? undefined : v.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/** The cases of the default plan (or of --models/--strategies). */
+function plan(args: ReturnType<typeof parseArgs>): { cases: BenchCase[]; notes: string[] } {
+  const quick = opt(args, "quick") === "true";
+  const warmup = numOpt(args, "warmup", 1) as number;
+  const steps = numOpt(args, "steps", 2) as number;
+  const smallBatch = numOpt(args, "small-batch", 8) as number;
+  const models = (list(opt(args, "models")) ?? (quick ? ["vit-cifar-micro"] : ["vit-cifar-micro", "vit-cifar-tiny", "vit-tiny-16", "vit-small-16"])) as PresetName[];
+  const wanted = list(opt(args, "strategies"));
+  const notes: string[] = [];
+  const cases: BenchCase[] = [];
+  for (const model of models) {
+    const cifar = model.startsWith("vit-cifar-");
+    let strategies: string[];
+    if (wanted) strategies = wanted.includes("all") ? ALL_STRATEGIES : wanted;
+    else if (quick) strategies = ["full", "lora-8"];
+    else strategies = model === "vit-cifar-micro" ? ALL_STRATEGIES : ["full"];
+    for (const strategy of strategies) {
+      cases.push({ model, batch: cifar ? 128 : smallBatch, strategy, classes: 100, warmup, steps, forward: true });
+    }
+  }
+  if (!wanted && !quick) notes.push("strategies other than full run on vit-cifar-micro only (--strategies all for every model)");
+  return { cases, notes };
+}
+
+/** Runs a child that prints one JSON row per line; rows stream to `onRow`, stderr passes through. */
+function runChild(cmd: string, argv: string[], env: Record<string, string>, onRow: (r: BenchRow) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+    let buf = "";
+    child.stdout.on("data", (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line.startsWith("{")) onRow(JSON.parse(line) as BenchRow);
+      }
+    });
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${path.basename(argv[argv.length - 2] ?? cmd)} exited with ${code}`))));
+  });
+}
+
+function torchVersion(): string | undefined {
+  try {
+    return execFileSync(TORCH_PYTHON, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const fmt = (x: number | undefined, d = 1): string => (x === undefined ? "-" : x.toFixed(d));
+
+function table(rows: BenchRow[], torch: Map<string, BenchRow>): string {
+  const key = (r: BenchCase) => `${r.model}|${r.batch}|${r.strategy}`;
+  const head = ["model", "batch", "strategy", "backend", "thr", "fwd img/s", "train img/s", "torch fwd", "torch train", "fwd ratio", "train ratio"];
+  const body: string[][] = [];
+  for (const r of rows) {
+    const t = torch.get(key(r));
+    const f = r.forwardTiming?.imgPerSec;
+    const s = r.trainTiming?.imgPerSec;
+    const tf = t?.forwardTiming?.imgPerSec;
+    const ts = t?.trainTiming?.imgPerSec;
+    body.push([
+      r.model,
+      String(r.batch),
+      r.strategy,
+      r.error ? `${r.backend} (error: ${r.error.slice(0, 60)})` : r.backend === "wasm" && r.threads === 1 ? "wasm-1" : r.backend,
+      String(r.threads),
+      fmt(f),
+      fmt(s),
+      fmt(tf),
+      fmt(ts),
+      f && tf ? fmt(f / tf, 2) : "-",
+      s && ts ? fmt(s / ts, 2) : "-",
+    ]);
+  }
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 4 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
+  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...body.map(line)].join("\n");
+}
+
+export const command: Command = {
+  summary: "CPU throughput (wasm threaded / single, cpu) against PyTorch on the same machine",
+  usage: USAGE,
+  async run(argv: string[]): Promise<number> {
+    const args = parseArgs(argv, ["cpu", "quick", "no-torch", "profile"]);
+    if (opt(args, "cpu") !== "true") {
+      console.error("study bench: only --cpu exists so far\n\n" + USAGE);
+      return 2;
+    }
+    const threads = numOpt(args, "threads", coreCount()) as number;
+    const { cases, notes } = plan(args);
+    const backends = list(opt(args, "backends")) ?? (opt(args, "quick") === "true" ? ["wasm-1", "wasm"] : ["wasm-1", "wasm", "cpu"]);
+    const targets: Target[] = [];
+    for (const b of backends) {
+      if (b === "wasm-1") targets.push({ name: b, backend: "wasm", env: { STUDY_WASM_THREADS: "1" } });
+      else if (b === "wasm") targets.push({ name: b, backend: "wasm", env: { STUDY_WASM_THREADS: String(threads) } });
+      else if (b === "cpu") targets.push({ name: b, backend: "cpu", env: {} });
+      else throw new Error(`--backends: unknown '${b}' (wasm-1, wasm, cpu)`);
+    }
+    if (threads === 1 && backends.includes("wasm") && backends.includes("wasm-1")) targets.splice(targets.findIndex((t) => t.name === "wasm"), 1);
+    const profile = opt(args, "profile") === "true";
+    const explicitCpu = list(opt(args, "backends"))?.includes("cpu") === true;
+
+    console.log(`study bench --cpu: ${os.cpus()[0]?.model ?? "cpu"}, ${coreCount()} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+    for (const n of notes) console.log(`note: ${n}`);
+    const rows: BenchRow[] = [];
+    const torchRows = new Map<string, BenchRow>();
+    const key = (r: BenchCase) => `${r.model}|${r.batch}|${r.strategy}`;
+
+    const tv = opt(args, "no-torch") === "true" ? undefined : torchVersion();
+    if (opt(args, "no-torch") === "true") console.log("PyTorch: skipped (--no-torch)");
+    else if (!tv) console.log(`PyTorch: skipped (no torch in ${TORCH_PYTHON}; Debian: apt-get install python3-torch)`);
+    else {
+      console.log(`PyTorch ${tv}, ${threads} threads ...`);
+      await runChild(TORCH_PYTHON, [path.join(REPO_ROOT, "bench", "torch_cpu.py"), JSON.stringify({ threads, cases })], {}, (r) => {
+        torchRows.set(key(r), r);
+        if (r.error) console.log(`  torch ${key(r)}: error ${r.error}`);
+      });
+    }
+    for (const t of targets) {
+      // Pure-JS cpu is 10x+ slower than wasm: only the first case unless asked for explicitly.
+      const mine = t.backend === "cpu" && !explicitCpu ? cases.filter((c) => c.model === "vit-cifar-micro" && c.strategy === "full") : cases;
+      if (mine.length < cases.length) console.log(`note: ${t.name} runs vit-cifar-micro full only (pure JS is far slower; --backends cpu runs every case)`);
+      if (!mine.length) continue;
+      console.log(`${t.name} (${mine.length} cases) ...`);
+      const job: BenchJob = { backend: t.backend, cases: mine, profile };
+      await runChild(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "bench", "cpu.ts"), JSON.stringify(job)], t.env, (r) => {
+        rows.push(r);
+        const s = r.trainTiming ? `${r.trainTiming.imgPerSec.toFixed(1)} img/s train` : `error: ${r.error}`;
+        console.log(`  ${t.name} ${key(r)}: ${s}`);
+        if (r.profile) {
+          const total = r.profile.reduce((a, k) => a + k.ms, 0);
+          console.log(`  profile (one training step, ${total.toFixed(0)} ms in kernels):`);
+          for (const k of r.profile.slice(0, 10)) console.log(`    ${k.name.padEnd(20)} ${k.ms.toFixed(1).padStart(9)} ms ${String(k.calls).padStart(5)} calls`);
+        }
+      });
+    }
+    if (rows[0]) console.log(`\nwasm: ${rows.find((r) => r.backend === "wasm" && r.threads > 1)?.detail ?? rows[0].detail}`);
+    console.log("");
+    console.log(table(rows, torchRows));
+    const jsonFile = opt(args, "json");
+    if (jsonFile) {
+      fs.writeFileSync(jsonFile, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: coreCount() }, torch: [...torchRows.values()], rows }, null, 2));
+      console.log(`\nrows written to ${jsonFile}`);
+    }
+    return rows.some((r) => r.error) ? 1 : 0;
+  },
+};

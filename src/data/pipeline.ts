@@ -139,6 +139,7 @@ class WorkerPool {
   private nextWorker = 0;
   private pending = new Map<number, { resolve: (x: Float32Array) => void; reject: (e: Error) => void }>();
   private ids = 0;
+  private closing = false;
 
   constructor(n: number, handle: ImageSetHandle, transform: TransformSpec) {
     const ext = path.extname(__filename);
@@ -156,7 +157,7 @@ class WorkerPool {
         else p.resolve(m.x);
       });
       w.on("error", (e) => this.failAll(e));
-      w.on("exit", (code) => { if (code !== 0) this.failAll(new Error(`batch worker exited with code ${code}`)); });
+      w.on("exit", (code) => { if (code !== 0 && !this.closing) this.failAll(new Error(`batch worker exited with code ${code}`)); });
       w.unref();
       this.workers.push(w);
     }
@@ -164,6 +165,7 @@ class WorkerPool {
 
   /** Idle workers must not keep the process alive; busy ones must (or Node exits mid-batch). */
   private refresh(): void {
+    if (this.closing) return;
     const busy = this.pending.size > 0;
     for (const w of this.workers) busy ? w.ref() : w.unref();
   }
@@ -185,7 +187,9 @@ class WorkerPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    // Ref first: an unref'd worker's exit may never be awaited (the event loop ends before it).
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => { w.ref(); return w.terminate(); }));
     this.workers = [];
   }
 }

@@ -129,6 +129,8 @@ export async function runNotebook(opts: RunOptions): Promise<RunResult> {
   if (out === src && !opts.inPlace) throw new Error(`${src}: refusing to overwrite the source notebook (pass --in-place, or --out elsewhere)`);
   const params: Params = { ...(opts.preset ? { preset: opts.preset } : {}), ...(opts.params ?? {}) };
   const injected = injectParameters(nb, params, path.relative(process.cwd(), src) || src);
+  // Like papermill's metadata.papermill.parameters: what this run was given, for tools reading it.
+  injected.metadata.study = { parameters: params };
   const figuresDir = figuresDirFor(out);
   fs.mkdirSync(figuresDir, { recursive: true });
 

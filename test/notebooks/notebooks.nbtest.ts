@@ -47,6 +47,7 @@ test("the kernel starts at the repository root, imports ./src, and takes injecte
   assert.ok(r.ok, JSON.stringify(r.failure));
   const nb = readNotebook(out);
   assert.deepEqual(nb.cells[1].metadata.tags, ["injected-parameters"]);
+  assert.deepEqual(nb.metadata.study, { parameters: { steps: 3, label: "from --set", ranks: [8, 16] } });
   const seen = JSON.parse(streams(nb, 2).trim());
   assert.deepEqual(seen, { cwd: REPO_ROOT, root: REPO_ROOT, steps: 3, label: "from --set", ranks: [8, 16] });
   assert.equal(readNotebook(file).cells.length, 2, "the source notebook is left alone");

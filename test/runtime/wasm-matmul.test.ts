@@ -1,0 +1,42 @@
+// The wasm BatchMatMul route (runtime/wasm routeMatMulsToXnnpack): every transpose combination,
+// unbatched and batched, gives the cpu backend's numbers, and the route is in place.
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../../src/runtime/backend";
+import { wasmSetup } from "../../src/runtime/wasm";
+
+const cases: { a: number[]; b: number[] }[] = [
+  { a: [37, 19], b: [19, 23] }, // unbatched: XNNPACK after explicit transposes
+  { a: [1, 37, 19], b: [1, 19, 23] }, // batch of one: the same route
+  { a: [3, 37, 19], b: [3, 19, 23] }, // batched: the kernel's own loop
+];
+
+test("wasm matMul equals cpu for every transpose combination", async () => {
+  const saved = process.env.STUDY_WASM_XNN_MATMUL;
+  delete process.env.STUDY_WASM_XNN_MATMUL;
+  try {
+    for (const { a, b } of cases) {
+      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        const flip = (s: number[]) => [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]];
+        const sa = ta ? flip(a) : a;
+        const sb = tb ? flip(b) : b;
+        const xa = tf.randomNormal(sa, 0, 1, "float32", 1).arraySync();
+        const xb = tf.randomNormal(sb, 0, 1, "float32", 2).arraySync();
+        const run = async (backend: "cpu" | "wasm") => {
+          await initBackend({ prefer: backend, force: true });
+          return tf.tidy(() => tf.matMul(tf.tensor(xa), tf.tensor(xb), ta, tb).dataSync().slice());
+        };
+        const want = await run("cpu");
+        const got = await run("wasm");
+        assert.equal(got.length, want.length);
+        let err = 0;
+        for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+        assert.ok(err < 1e-4, `a=[${sa}] b=[${sb}] transposeA=${ta} transposeB=${tb}: max err ${err}`);
+      }
+    }
+    assert.equal(wasmSetup()?.xnnMatMul, true);
+  } finally {
+    if (saved !== undefined) process.env.STUDY_WASM_XNN_MATMUL = saved;
+  }
+});

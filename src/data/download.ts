@@ -96,8 +96,8 @@ function mirrorCandidates(entry: RegistryFile, mirror: string): string[] {
 }
 
 /** Path of a verified copy of a registry file (see the module comment for the search order). */
-export async function ensureFile(name: string, opts: EnsureOptions = {}): Promise<string> {
-  const entry = registryFile(name);
+export async function ensureFile(name: string | RegistryFile, opts: EnsureOptions = {}): Promise<string> {
+  const entry = typeof name === "string" ? registryFile(name) : name;
   const dir = opts.dataDir ?? dataDir();
   const target = path.join(dir, entry.file);
   if (fs.existsSync(target)) {
@@ -174,11 +174,14 @@ export async function download(url: string, target: string, label = path.basenam
   const out = fs.createWriteStream(part, { flags: resumed ? "a" : "w" });
   let done = offset;
   await new Promise<void>((resolve, reject) => {
+    // On a broken connection keep every byte received: flush the part file, then fail.
+    const broken = (why: string) => { res.unpipe(out); out.end(() => reject(new Error(`${why} after ${done} bytes (resume by running again)`))); };
     res.on("data", (c: Buffer) => { done += c.length; progress.update(done); });
-    res.on("error", reject);
-    res.on("aborted", () => reject(new Error(`connection closed after ${done} bytes (resume by running again)`)));
+    res.on("error", () => broken("connection error"));
+    res.on("aborted", () => broken("connection closed"));
     out.on("error", reject);
-    out.on("finish", resolve);
+    res.on("end", () => { if (!res.complete) broken("connection closed"); });
+    out.on("finish", () => { if (res.complete) resolve(); });
     res.pipe(out);
   });
   if (Number.isFinite(length) && done !== total) throw new Error(`got ${done} of ${total} bytes (resume by running again)`);

@@ -29,7 +29,7 @@ export function configHash(config: unknown): string {
 }
 
 /** `<name>-<hash12>`; the name is the config's `name` field, slugged. */
-export function runId(config: { name?: string }): string {
+export function runId(config: { name?: string; [key: string]: unknown }): string {
   const slug = (config.name ?? "run").toLowerCase().replace(/[^a-z0-9.-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48) || "run";
   return `${slug}-${configHash(config).slice(0, 12)}`;
 }

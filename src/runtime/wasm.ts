@@ -37,10 +37,7 @@ interface ThreadedModule {
 interface FactoryConfig {
   locateFile(file: string, prefix: string): string;
   mainScriptUrlOrBlob: string;
-  instantiateWasm(
-    imports: WebAssembly.Imports & { env: WebAssembly.ModuleImports },
-    receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
-  ): object;
+  instantiateWasm(imports: { env: Record<string, unknown> }, receive: (instance: object, module: object) => void): object;
   onAbort(what: unknown): void;
   printErr(text: string): void;
 }
@@ -63,6 +60,13 @@ export const MAX_WASM_THREADS = 8;
 const INIT_TIMEOUT_MS = 60_000;
 
 let setup: WasmSetup | undefined;
+
+/** The part of the WebAssembly API used here, typed locally (the project's `lib` has no DOM). */
+interface WebAssemblyApi {
+  validate(bytes: Uint8Array): boolean;
+  instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: object; module: object }>;
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
 
 function wasmDir(): string {
   return path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "wasm-out");
@@ -101,7 +105,7 @@ export function threadsUnsupported(): string | undefined {
   const threadsProbe = new Uint8Array([
     0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1, 9, 0, 65, 0, 254, 16, 2, 0, 26, 11,
   ]);
-  if (!WebAssembly.validate(threadsProbe)) return "WebAssembly threads (atomics) are not supported";
+  if (!wasmApi.validate(threadsProbe)) return "WebAssembly threads (atomics) are not supported";
   try {
     require("node:worker_threads");
   } catch {
@@ -142,7 +146,7 @@ async function createThreadedBackend(pkg: WasmPkg, threads: number): Promise<tf.
     instantiateWasm: (imports, receive) => {
       // C++ caps the pool at num_logical_cores / 2; make that cap equal `threads`.
       imports.env.emscripten_num_logical_cores = () => 2 * threads;
-      WebAssembly.instantiate(fs.readFileSync(wasmFile), imports).then(
+      wasmApi.instantiate(fs.readFileSync(wasmFile), imports).then(
         (r) => receive(r.instance, r.module),
         (e: unknown) => config.onAbort(e),
       );

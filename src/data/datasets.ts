@@ -1,5 +1,6 @@
 // Named datasets, resolved to verified files (src/data/download.ts) and decoded once into the
 // cache. `classes` selects a subset and relabels it 0..k-1 (split CIFAR-10: [0..4] and [5..9]).
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { ImageSet, selectClasses } from "./dataset";
 import { ensureFile } from "./download";
@@ -64,12 +65,13 @@ async function loadBase(spec: DatasetSpec): Promise<ImageSet> {
     case "imagenet": {
       // User-supplied folder (train/<wnid>/, val/<wnid>/); class order = sorted wnids of train
       // (or of val when train is absent), so val folders missing some classes keep the full order.
-      const { listClassFolders } = require("./layouts") as typeof import("./layouts");
-      const classes = listClassFolders(spec.root, ["train", "val"]).sort(byCodePoint);
+      const { listClassFolders, archiveSynsets } = require("./layouts") as typeof import("./layouts");
+      const isArchive = fs.statSync(spec.root).isFile();
+      const classes = (isArchive ? await archiveSynsets(spec.root) : listClassFolders(spec.root, ["train", "val"]))?.sort(byCodePoint);
       const size = spec.size ?? 256;
       // Cached at shorter side `size` + centre crop (ImageNet eval's first two steps at 256).
       return loadImageFolder({
-        root: spec.root, split: spec.split, classes, name: `imagenet-${spec.split}-${path.basename(spec.root)}`,
+        root: spec.root, split: spec.split, classes, name: `imagenet-${spec.split}-${path.basename(spec.root).replace(/\.tar(\.gz)?$|\.tgz$/, "")}`,
         decode: { size, fit: "shorter-center-crop", interpolation: "bicubic" },
       });
     }

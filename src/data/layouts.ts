@@ -103,3 +103,15 @@ export function listClassFolders(root: string, splits: string[]): string[] {
   if (found.size === 0) throw new Error(`${root}: no class folders under ${splits.map((s) => path.join(root, s)).join(" or ")}`);
   return [...found];
 }
+
+/** The 1000 wnids of LOC_synset_mapping.txt inside an archive; undefined when it has none
+ * (then the class folders found are the classes). */
+export async function archiveSynsets(file: string): Promise<string[] | undefined> {
+  const { readTar } = require("./tar") as typeof import("./tar");
+  for await (const { entry, data } of readTar(file)) {
+    if (entry.type === "file" && entry.path.endsWith("LOC_synset_mapping.txt")) {
+      return data.toString("utf8").split(/\r?\n/).filter((l) => l.trim()).map((l) => l.split(/\s+/)[0]);
+    }
+  }
+  return undefined;
+}

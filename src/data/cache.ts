@@ -76,8 +76,11 @@ export interface CacheBuild {
   classes: string[];
   labels: ArrayLike<number>;
   source: Record<string, unknown>;
-  /** Produces every image, in any order, by calling `write(i, pixels)` (H*W*3 uint8). */
-  produce(write: (i: number, px: Uint8Array) => Promise<void>): Promise<void>;
+  /**
+   * Produces every image, in any order, by calling `write(i, pixels)` (H*W*3 uint8); images for
+   * which `done(i)` is true are already cached (resumed build) and may be skipped.
+   */
+  produce(write: (i: number, px: Uint8Array) => Promise<void>, done: (i: number) => boolean): Promise<void>;
 }
 
 /** Runs `fn` over 0..n-1 with at most `concurrency` calls in flight. */
@@ -111,30 +114,56 @@ export async function buildCache(b: CacheBuild, opts: CacheOptions = {}): Promis
   const f = files(b.key, dir);
   const n = b.labels.length;
   const rec = b.height * b.width * 3;
-  const tmp = `${f.data}.${process.pid}.tmp`;
-  const fh = await fs.promises.open(tmp, "w");
+  // An interrupted build leaves `.partial` (data) + `.progress.json` (which records are on disk);
+  // the next build continues from there instead of decoding everything again.
+  const partial = `${f.data}.partial`;
+  const progressFile = `${f.data}.progress.json`;
+  const seen = new Uint8Array(n);
+  let done = 0;
+  if (fs.existsSync(partial) && fs.existsSync(progressFile)) {
+    try {
+      const p = JSON.parse(fs.readFileSync(progressFile, "utf8")) as { n: number; rec: number; done: string };
+      if (p.n === n && p.rec === rec) {
+        seen.set(Buffer.from(p.done, "base64").subarray(0, n));
+        done = seen.reduce((a, v) => a + v, 0);
+      }
+    } catch {
+      /* unreadable progress: start over */
+    }
+  }
+  const fh = await fs.promises.open(partial, done > 0 ? "r+" : "w");
+  let lastSave = Date.now();
+  const saveProgress = async () => {
+    await fh.sync();
+    writeJsonAtomic(progressFile, { n, rec, done: Buffer.from(seen).toString("base64") });
+    lastSave = Date.now();
+  };
   const t0 = Date.now();
+  const resumedAt = done;
   const progress = createProgress(`decode ${b.name}`, n, { unit: "img" });
   try {
-    let done = 0;
-    const seen = new Uint8Array(n);
-    await b.produce(async (i, px) => {
-      if (!(i >= 0 && i < n)) throw new Error(`${b.name}: image index ${i} out of range`);
-      if (px.length !== rec) throw new Error(`${b.name}: image ${i} has ${px.length} bytes, expected ${rec}`);
-      await fh.write(px, 0, rec, i * rec);
-      if (!seen[i]) { seen[i] = 1; progress.update(++done); }
-    });
+    await b.produce(
+      async (i, px) => {
+        if (!(i >= 0 && i < n)) throw new Error(`${b.name}: image index ${i} out of range`);
+        if (px.length !== rec) throw new Error(`${b.name}: image ${i} has ${px.length} bytes, expected ${rec}`);
+        await fh.write(px, 0, rec, i * rec);
+        if (!seen[i]) { seen[i] = 1; progress.update(++done); }
+        if (Date.now() - lastSave > 10_000) await saveProgress();
+      },
+      (i) => seen[i] === 1,
+    );
     if (done !== n) throw new Error(`${b.name}: only ${done} of ${n} images were produced`);
     await fh.sync();
   } catch (e) {
+    await saveProgress().catch(() => undefined);
     await fh.close();
-    fs.rmSync(tmp, { force: true });
     throw e;
   }
   await fh.close();
-  fs.renameSync(tmp, f.data);
+  fs.renameSync(partial, f.data);
+  fs.rmSync(progressFile, { force: true });
   const buildSeconds = (Date.now() - t0) / 1000;
-  progress.finish(`${(n / buildSeconds).toFixed(0)} img/s`);
+  progress.finish(`${((n - resumedAt) / buildSeconds).toFixed(0)} img/s${resumedAt ? `, resumed at ${resumedAt}` : ""}`);
   const index: CacheIndex = {
     version: CACHE_VERSION, key: b.key, name: b.name, size: n, height: b.height, width: b.width, channels: 3,
     classes: b.classes, labels: Array.from(b.labels), source: b.source, buildSeconds,

@@ -103,11 +103,12 @@ export async function loadImageFolder(opts: ImageFolderOptions): Promise<ImageSe
     {
       key, name, height: decode.size, width: decode.size, classes: listing.classes, labels: listing.labels,
       source: { kind: "imagefolder", root: path.resolve(root), split, decode, files: listing.files.length },
-      produce: async (write) => {
+      produce: async (write, done) => {
         const one = async (i: number, bytes: Uint8Array, what: string) => write(i, fitImage(await decodeImage(bytes, what), decode));
         if (!isArchive) {
           const dir = path.join(root, split);
           await forEachConcurrent(listing.files.length, 4, async (i) => {
+            if (done(i)) return;
             const f = path.join(dir, listing.files[i]);
             await one(i, fs.readFileSync(f), f);
           });
@@ -116,7 +117,7 @@ export async function loadImageFolder(opts: ImageFolderOptions): Promise<ImageSe
         const inflight = new Inflight(8);
         for await (const { entry, data } of readTar(root)) {
           const i = entry.type === "file" ? where.get(entry.path) : undefined;
-          if (i !== undefined) await inflight.add(one(i, data, `${root}:${entry.path}`));
+          if (i !== undefined && !done(i)) await inflight.add(one(i, data, `${root}:${entry.path}`));
         }
         await inflight.drain();
       },
@@ -149,8 +150,10 @@ export async function loadFileList(o: FileListOptions): Promise<ImageSet> {
     {
       key, name: o.name, height: o.decode.size, width: o.decode.size, classes: o.classes, labels: o.labels,
       source: { ...o.source, decode: o.decode, files: o.files.length },
-      produce: (write) =>
-        forEachConcurrent(o.files.length, 4, async (i) => write(i, fitImage(await decodeImage(fs.readFileSync(o.files[i]), o.files[i]), o.decode))),
+      produce: (write, done) =>
+        forEachConcurrent(o.files.length, 4, async (i) => {
+          if (!done(i)) await write(i, fitImage(await decodeImage(fs.readFileSync(o.files[i]), o.files[i]), o.decode));
+        }),
     },
     o.cache,
   );

@@ -70,3 +70,19 @@ test("file-backed cache (bounded memory) gives the same batches as memory", asyn
 test("a batch size larger than the dataset with dropLast is a clear error", () => {
   assert.throws(() => new DataLoader(ds, { ...cfg, batchSize: 64 }), /toy: 50 images cannot fill one batch of 64/);
 });
+
+test("an interrupted cache build resumes where it stopped; a truncated cache file is a clear error", async () => {
+  const dir = tempDir("cache-resume");
+  const rec = S * S * 3;
+  const img = (i: number) => pixels.subarray(i * rec, (i + 1) * rec);
+  const base = { key: "resumable", name: "resumable", height: S, width: S, classes: ["a", "b", "c", "d"], labels, source: {} };
+  await assert.rejects(buildCache({ ...base, produce: async (w) => { for (let i = 0; i < N; i++) { if (i === 30) throw new Error("killed"); await w(i, img(i)); } } }, { dir }), /killed/);
+  assert.equal(openCache("resumable", { dir }), undefined);
+  const produced: number[] = [];
+  const ds2 = await buildCache({ ...base, produce: async (w, done) => { for (let i = N - 1; i >= 0; i--) if (!done(i)) { produced.push(i); await w(i, img(i)); } } }, { dir });
+  assert.equal(produced.length, 20);
+  for (let i = 0; i < N; i++) assert.deepEqual(Buffer.from(ds2.image(i)), Buffer.from(img(i)));
+  const fs = await import("node:fs");
+  fs.truncateSync(path.join(dir, "resumable.u8"), 1000);
+  assert.throws(() => openCache("resumable", { dir }), /resumable\.u8: cache data is 1000 bytes, index says 21600; delete both files to rebuild/);
+});

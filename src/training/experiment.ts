@@ -5,6 +5,8 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import type { TrainableModel, ImageModel } from "../model/types";
 import type { ViTConfig, PresetName } from "../model/config";
+import type { ViT } from "../model/vit";
+import type { StrategySpec } from "../adapters/spec";
 import { BackendChoice, initBackend } from "../runtime/backend";
 import { DatasetSpec, loadDataset } from "../data/datasets";
 import { DataLoader } from "../data/pipeline";
@@ -34,8 +36,8 @@ export interface ExperimentConfig {
     /** Initial weights (safetensors, any naming src/weights understands). */
     init?: string;
   };
-  /** "full" trains every variable; other strategies come in through RunOptions.prepare. */
-  strategy: { kind: string; [key: string]: unknown };
+  /** How the model is fine-tuned (src/adapters: full, top-k, linear, lora, selective-lora, block-expansion). */
+  strategy: StrategySpec;
   train: TrainConfig;
   eval: {
     /** k-NN with bank = the train set (eval transform) and queries = the test set. */
@@ -49,8 +51,12 @@ export interface RunOptions {
   /** Run-store root (default runs/ or STUDY_RUNS_DIR). */
   root?: string;
   backend?: BackendChoice;
-  /** Builds the trainable model for non-"full" strategies (LoRA, block expansion, ...). */
+  /** Replaces applyStrategy (e.g. a model that is not a ViT). */
   prepare?: (model: ImageModel, strategy: ExperimentConfig["strategy"]) => TrainableModel;
+  /** Extra measurements at every evaluation step (e.g. k-NN retention on the source domain). */
+  evaluate?: (model: ImageModel, step: number) => Promise<Record<string, number>>;
+  /** Called after each checkpoint/snapshot (forgetting curves: evaluate snapshot steps). */
+  onCheckpoint?: (step: number, dir: string, reasons: string[]) => Promise<void> | void;
 }
 
 export interface ExperimentResults {
@@ -71,7 +77,7 @@ export function fullFineTuning(model: ImageModel): TrainableModel {
   return { model, trainable: [...model.namedVariables().values()], describe: "full: every parameter" };
 }
 
-export async function createModel(c: ExperimentConfig["model"], seed: number): Promise<ImageModel> {
+export async function createModel(c: ExperimentConfig["model"], seed: number): Promise<ViT> {
   const { createViT } = require("../model/vit") as typeof import("../model/vit");
   const { vitConfig } = require("../model/config") as typeof import("../model/config");
   const cfg = vitConfig(c.preset ?? {}, c.vit ?? {});
@@ -97,8 +103,10 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions =
   const trainSet = await loadDataset(config.data.train);
   const testSet = await loadDataset(config.data.test);
   const model = await createModel(config.model, config.seed);
-  const tm = config.strategy.kind === "full" ? fullFineTuning(model) : opts.prepare?.(model, config.strategy);
-  if (!tm) throw new Error(`strategy '${config.strategy.kind}' needs RunOptions.prepare (only "full" is built in)`);
+  const { applyStrategy } = require("../adapters/strategies") as typeof import("../adapters/strategies");
+  const tm = opts.prepare ? opts.prepare(model, config.strategy) : applyStrategy(model, config.strategy);
+  // Block expansion trains a new (expanded) model: everything below uses the trained one.
+  const trained = tm.model;
   const evalOpts = { transform: config.data.evalTransform, batchSize: config.data.evalBatchSize ?? 256 };
   const loader = new DataLoader(trainSet, { batchSize: config.data.batchSize, transform: config.data.trainTransform, seed: config.seed, shuffle: true, dropLast: true });
   const t0 = Date.now();
@@ -109,33 +117,36 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions =
       checkpointMeta: { runId: run.id },
       hooks: {
         onMetrics: (m) => run.appendMetrics(m),
-        evaluate: async () => {
-          const a = await evaluateAccuracy(model, testSet, evalOpts);
-          return { testTop1: a.top1, testLoss: a.loss };
+        onCheckpoint: opts.onCheckpoint,
+        evaluate: async (step) => {
+          const a = await evaluateAccuracy(trained, testSet, evalOpts);
+          return { testTop1: a.top1, testLoss: a.loss, ...(await opts.evaluate?.(trained, step)) };
         },
       },
     });
   } finally {
     await loader.close();
   }
-  const acc = await evaluateAccuracy(model, testSet, evalOpts);
+  const acc = await evaluateAccuracy(trained, testSet, evalOpts);
   let knn: Record<string, number> | undefined;
   if (config.eval.knn) {
-    const queries = await extractFeatures(model, testSet, evalOpts);
-    const r = await knnClassify(featureBatches(model, trainSet, evalOpts), queries, {
+    const queries = await extractFeatures(trained, testSet, evalOpts);
+    const r = await knnClassify(featureBatches(trained, trainSet, evalOpts), queries, {
       numClasses: trainSet.classes.length, ks: config.eval.knn.ks ?? DINO_KS, temperature: config.eval.knn.temperature ?? DINO_TEMPERATURE,
     });
     knn = Object.fromEntries(Object.entries(r.accuracy).map(([k, v]) => [`knn${k}`, v]));
   }
   const { saveStateDict } = require("../weights/load") as typeof import("../weights/load");
   const weights = path.join(run.dir, "model.safetensors");
-  await saveStateDict(weights, model.namedVariables(), { run: run.id });
+  await saveStateDict(weights, trained.namedVariables(), { run: run.id });
   const results: ExperimentResults = {
     top1: acc.top1, testLoss: acc.loss, knn, trainSeconds: (Date.now() - t0) / 1000, steps: result.steps,
     finalTrainLoss: result.finalLoss, trainable: tm.trainable.reduce((a, v) => a + v.size, 0), describe: tm.describe, weights,
   };
   run.appendMetrics({ kind: "final", step: result.steps, top1: acc.top1, ...knn });
   run.writeResults(results);
-  model.dispose();
-  return { run, results, reused: false };
+  const stored = run.results<ExperimentResults>()!; // as a rerun will see it (with id, finishedAt)
+  trained.dispose();
+  if (trained !== model) model.dispose();
+  return { run, results: stored, reused: false };
 }

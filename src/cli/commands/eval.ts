@@ -49,7 +49,15 @@ export const command: Command = {
       runDir = r.dir;
     }
     await initBackend(opt(args, "backend") ? { prefer: opt(args, "backend") as BackendChoice } : {});
-    const model = await createModel({ ...config.model, init: undefined }, config.seed);
+    const { applyStrategy } = require("../../adapters/strategies") as typeof import("../../adapters/strategies");
+    const base = await createModel({ ...config.model, init: undefined }, config.seed);
+    // The run's strategy rebuilds its variables (LoRA factors, expanded blocks) before loading.
+    const model = applyStrategy(base, config.strategy).model;
+    const loadOwn = async (file: string) => {
+      const { readSafetensors } = require("../../weights/safetensors") as typeof import("../../weights/safetensors");
+      const { loadStateDict } = require("../../weights/load") as typeof import("../../weights/load");
+      loadStateDict(model.namedVariables(), (await readSafetensors(file)).tensors, { file });
+    };
     const step = numOpt(args, "step");
     const weights = opt(args, "weights");
     let source: string;
@@ -68,8 +76,7 @@ export const command: Command = {
     } else {
       source = path.join(runDir, "model.safetensors");
       if (!fs.existsSync(source)) throw new Error(`${runDir}: the run has no model.safetensors yet (unfinished?); use --step N or --weights FILE`);
-      const { loadWeights } = require("../../weights/load") as typeof import("../../weights/load");
-      await loadWeights(model.namedVariables(), source);
+      await loadOwn(source);
     }
     const only = { knn: args.options.has("knn"), acc: args.options.has("accuracy") };
     const doKnn = only.knn || !only.acc, doAcc = only.acc || !only.knn;
@@ -89,6 +96,7 @@ export const command: Command = {
       if (report.knn) console.log(`k-NN (bank ${bank.name}, ${bank.size}; queries ${queries.name}, ${queries.size}): ` + Object.entries(report.knn).map(([k, v]) => `${k}-NN ${(100 * v).toFixed(2)}`).join("  "));
     }
     model.dispose();
+    if (model !== base) base.dispose();
     return 0;
   },
 };

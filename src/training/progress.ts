@@ -78,10 +78,16 @@ export function createProgress(label: string, total: number, opts: { mode?: Prog
       case "notebook": {
         if (!display) { if (final) process.stdout.write(text + "\n"); return; }
         const pct = (frac * 100).toFixed(1);
-        display.html(
-          `<div style="font-family:monospace"><div style="background:#eee;width:320px;height:10px">` +
-            `<div style="background:#4c78a8;width:${pct}%;height:10px"></div></div>${escapeHtml(text)}</div>`,
-        );
+        try {
+          display.html(
+            `<div style="font-family:monospace"><div style="background:#eee;width:320px;height:10px">` +
+              `<div style="background:#4c78a8;width:${pct}%;height:10px"></div></div>${escapeHtml(text)}</div>`,
+          );
+        } catch {
+          // Not inside an executing kernel cell (tslab says "Not ready"): plain lines instead.
+          display = undefined;
+          process.stderr.write(text + "\n");
+        }
         return;
       }
     }

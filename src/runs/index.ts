@@ -1,0 +1,4 @@
+// The run store and its tables.
+export * from "./store";
+export * from "./tables";
+export { writeFileAtomic, writeJsonAtomic, writeChunksAtomic } from "./atomic";

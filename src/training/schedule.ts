@@ -15,3 +15,11 @@ export function learningRate(base: number, s: ScheduleConfig, t: number, totalSt
   const progress = (t - w) / Math.max(1, totalSteps - w);
   return base * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
+
+/** Snapshot steps for forgetting curves: 0, 1, 2, 5, 10, 20, 50, ... up to `max` (and `max`). */
+export function forgettingSteps(max: number): number[] {
+  const out = [0];
+  for (let scale = 1; scale <= max; scale *= 10) for (const m of [1, 2, 5]) if (m * scale <= max) out.push(m * scale);
+  if (out[out.length - 1] !== max) out.push(max);
+  return out;
+}

@@ -101,3 +101,9 @@ test("warm-up + cosine schedule (transformers' get_cosine_schedule_with_warmup)"
   assert.ok(learningRate(0.1, s, 110, 110) < 1e-12);
   assert.equal(learningRate(0.1, { kind: "constant", warmupSteps: 0 }, 77, 110), 0.1);
 });
+
+test("forgetting-curve snapshot steps", async () => {
+  const { forgettingSteps } = await import("../../src/training/schedule");
+  assert.deepEqual(forgettingSteps(10000), [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]);
+  assert.deepEqual(forgettingSteps(300), [0, 1, 2, 5, 10, 20, 50, 100, 200, 300]);
+});

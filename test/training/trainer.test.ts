@@ -108,3 +108,24 @@ test("checkpoint folders are complete or absent (state.json last, atomic rename)
   fs.mkdirSync(path.join(dir, ".step-0000009.123.tmp"));
   assert.deepEqual(listCheckpoints(dir), []);
 });
+
+forEachBackend("trainer with the ViT", () => {
+  test("resume is bit-exact for a small ViT with AdamW, warm-up and clipping", async () => {
+    const { createViT } = await import("../../src/model/vit");
+    const { vitConfig } = await import("../../src/model/config");
+    const cfgVit = vitConfig({ imageSize: 4, patchSize: 2, inChannels: 3, width: 8, depth: 2, heads: 2, numClasses: K });
+    const dir = tempDir("trainer-vit");
+    const cfg: TrainConfig = { steps: 6, optimizer: { name: "adamw", lr: 5e-3, weightDecay: 0.05 }, schedule: { kind: "cosine", warmupSteps: 2 }, clipGradNorm: 1, checkpointEvery: 2 };
+    const fullTm = (m: ReturnType<typeof createViT>): TrainableModel => ({ model: m, trainable: [...m.namedVariables().values()], describe: "full" });
+    const a = createViT(cfgVit, { seed: 1 });
+    await train(fullTm(a), loader(), cfg, { checkpointDir: path.join(dir, "a"), progress: "off" });
+    const b = createViT(cfgVit, { seed: 1 });
+    await assert.rejects(train(fullTm(b), crashAt(loader(), 3), cfg, { checkpointDir: path.join(dir, "b"), progress: "off" }), /simulated crash/);
+    const c = createViT(cfgVit, { seed: 2 });
+    const r = await train(fullTm(c), loader(), cfg, { checkpointDir: path.join(dir, "b"), progress: "off" });
+    assert.equal(r.resumedFrom, 2);
+    const va = a.namedVariables(), vc = c.namedVariables();
+    for (const [k, v] of va) assert.ok(Buffer.from(v.dataSync().buffer).equals(Buffer.from(vc.get(k)!.dataSync().buffer)), `${k} differs`);
+    [a, b, c].forEach((m) => m.dispose());
+  });
+});

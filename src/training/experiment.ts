@@ -2,7 +2,6 @@
 // the notebooks. Config -> run folder (id = hash of the config) -> data, model, strategy ->
 // train (resuming from the run's checkpoints) -> final top-1 and k-NN -> results.json.
 import * as path from "node:path";
-import * as tf from "@tensorflow/tfjs";
 import type { TrainableModel, ImageModel } from "../model/types";
 import type { ViTConfig, PresetName } from "../model/config";
 import type { ViT } from "../model/vit";

@@ -53,11 +53,10 @@ forEachBackend("k-NN", () => {
     const bank = randomData(rng, 700, dim, C);
     const q = randomData(rng, 90, dim, C);
     const expect = bruteForce(bank.x, bank.y, q.x, dim, C, ks, 0.07);
-    const chunks = [0, 130, 131, 400, 700].slice(0, -1).map((s, i, a) => {
-      const e = [130, 131, 400, 700][i];
-      return { features: bank.x.slice(s * dim, e * dim), labels: bank.y.slice(s, e), dim };
-    });
-    // a chunk of 1 and a chunk smaller than kmax exercise the running merge
+    // chunks [0,130) [130,131) [131,400) [400,700): a chunk of 1 and chunks smaller than kmax
+    // exercise the running merge
+    const bounds = [0, 130, 131, 400, 700];
+    const chunks = bounds.slice(1).map((e, i) => ({ features: bank.x.slice(bounds[i] * dim, e * dim), labels: bank.y.slice(bounds[i], e), dim }));
     const before = tf.memory().numTensors;
     const r = await knnClassify(chunks, { features: q.x, labels: q.y, dim }, { numClasses: C, ks, queryBlock: 32 });
     assert.equal(tf.memory().numTensors, before, "k-NN leaks tensors");

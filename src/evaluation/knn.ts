@@ -18,6 +18,8 @@ export interface KnnOptions {
   temperature?: number;
   /** Queries compared at once against a chunk (bounds the [q, chunk] similarity matrix). */
   queryBlock?: number;
+  /** Bank rows gathered before a similarity pass (default 8192; fewer, larger top-k merges). */
+  chunkSize?: number;
 }
 
 export interface KnnResult {
@@ -39,6 +41,8 @@ export class KnnAccumulator {
   private readonly kmax: number;
   private readonly blocks: { q: tf.Tensor2D; vals?: tf.Tensor2D; labs?: tf.Tensor2D }[] = [];
   private bankSize = 0;
+  private pending: { features: Float32Array; labels: Int32Array }[] = [];
+  private pendingRows = 0;
 
   /** queries: [Q, dim] row-major. */
   constructor(queries: Float32Array, readonly dim: number, readonly opts: KnnOptions) {
@@ -53,11 +57,35 @@ export class KnnAccumulator {
     }
   }
 
-  /** Adds a bank chunk: features [n, dim], labels [n]. */
+  /** Adds bank rows: features [n, dim], labels [n] (buffered up to chunkSize rows). */
   add(features: Float32Array, labels: Int32Array): void {
     const n = labels.length;
     if (n === 0) return;
     if (features.length !== n * this.dim) throw new Error(`k-NN: bank chunk has ${features.length} values for ${n} labels of dim ${this.dim}`);
+    this.pending.push({ features, labels });
+    this.pendingRows += n;
+    if (this.pendingRows >= (this.opts.chunkSize ?? 8192)) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pendingRows === 0) return;
+    const n = this.pendingRows;
+    const features = new Float32Array(n * this.dim);
+    const labels = new Int32Array(n);
+    let off = 0;
+    for (const p of this.pending) {
+      features.set(p.features, off * this.dim);
+      labels.set(p.labels, off);
+      off += p.labels.length;
+    }
+    this.pending = [];
+    this.pendingRows = 0;
+    this.process(features, labels);
+  }
+
+  /** One similarity pass of every query block against n bank rows, merged into the running top-k. */
+  private process(features: Float32Array, labels: Int32Array): void {
+    const n = labels.length;
     this.bankSize += n;
     const bank = tf.tidy(() => l2normalize(tf.tensor2d(features, [n, this.dim]))); // [n,D]
     const bankLabels = tf.tensor1d(labels, "int32");
@@ -86,6 +114,7 @@ export class KnnAccumulator {
 
   /** Votes for every k and scores against the query labels. */
   async result(queryLabels: Int32Array): Promise<KnnResult> {
+    this.flush();
     const ks = this.opts.ks ?? DINO_KS;
     const T = this.opts.temperature ?? DINO_TEMPERATURE;
     const C = this.opts.numClasses;

@@ -58,7 +58,7 @@ forEachBackend("k-NN", () => {
     const bounds = [0, 130, 131, 400, 700];
     const chunks = bounds.slice(1).map((e, i) => ({ features: bank.x.slice(bounds[i] * dim, e * dim), labels: bank.y.slice(bounds[i], e), dim }));
     const before = tf.memory().numTensors;
-    const r = await knnClassify(chunks, { features: q.x, labels: q.y, dim }, { numClasses: C, ks, queryBlock: 32 });
+    const r = await knnClassify(chunks, { features: q.x, labels: q.y, dim }, { numClasses: C, ks, queryBlock: 32, chunkSize: 100 });
     assert.equal(tf.memory().numTensors, before, "k-NN leaks tensors");
     assert.equal(r.bankSize, 700);
     for (const k of ks) {
@@ -75,7 +75,7 @@ forEachBackend("k-NN", () => {
     const bank = randomData(rng, 300, dim, C);
     const q = randomData(rng, 40, dim, C);
     const whole = await knnClassify([{ features: bank.x, labels: bank.y, dim }], { features: q.x, labels: q.y, dim }, { numClasses: C });
-    const acc = new KnnAccumulator(q.x, dim, { numClasses: C });
+    const acc = new KnnAccumulator(q.x, dim, { numClasses: C, chunkSize: 1 });
     for (let s = 0; s < 300; s += 7) acc.add(bank.x.slice(s * dim, Math.min(300, s + 7) * dim), bank.y.slice(s, Math.min(300, s + 7)));
     const chunked = await acc.result(q.y);
     acc.dispose();

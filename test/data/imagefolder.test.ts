@@ -92,3 +92,14 @@ test("class subsets relabel in the order given (split CIFAR-10 style)", async ()
   assert.deepEqual(Array.from(sub.handle().indices!), [4, 0]);
   assert.throws(() => selectClasses(ds, ["horse"]), /unknown class "horse"/);
 });
+
+test("decoding equals Pillow's (JPEG colour and grayscale, RGBA PNG -> RGB)", async () => {
+  const { decodeImage } = await import("../../src/data/decode");
+  const { fixture, npyBytes } = await import("../support/fixtures");
+  for (const name of ["synthetic-q75.jpg", "synthetic-gray.jpg", "synthetic-rgba.png"]) {
+    const d = await decodeImage(fixture(name), name);
+    const ref = npyBytes(fixture(`${name}.rgb.npy`));
+    assert.equal(d.data.length, ref.length, name);
+    assert.ok(Buffer.from(d.data).equals(Buffer.from(ref)), `${name}: decoded pixels differ from Pillow's`);
+  }
+});

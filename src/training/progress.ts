@@ -34,7 +34,7 @@ function fmtTime(s: number): string {
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** A progress reporter for `total` units of work labelled `label`. */
-export function createProgress(label: string, total: number, opts: { mode?: ProgressMode; unit?: string; minIntervalMs?: number } = {}): Progress {
+export function createProgress(label: string, total: number, opts: { mode?: ProgressMode; unit?: string; minIntervalMs?: number; start?: number } = {}): Progress {
   const mode = opts.mode ?? progressMode();
   const unit = opts.unit ?? "it";
   const t0 = Date.now();
@@ -51,8 +51,9 @@ export function createProgress(label: string, total: number, opts: { mode?: Prog
   }
   const line = (done: number, status?: string) => {
     const el = (Date.now() - t0) / 1000;
-    const rate = done / Math.max(el, 1e-9);
-    const eta = done > 0 ? (total - done) / rate : NaN;
+    // Rate and ETA count only this session's work (a resumed run starts at `start`).
+    const rate = (done - (opts.start ?? 0)) / Math.max(el, 1e-9);
+    const eta = rate > 0 ? (total - done) / rate : NaN;
     return { el, rate, eta, text: `${label} ${done}/${total} ${unit} [${fmtTime(el)} < ${fmtTime(eta)}, ${rate.toFixed(rate < 10 ? 2 : 0)} ${unit}/s]${status ? ` ${status}` : ""}` };
   };
   const render = (done: number, status: string | undefined, final: boolean) => {

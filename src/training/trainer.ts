@@ -155,7 +155,7 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
   if (start === 0 && saveAt.has(0)) await checkpoint(0, ["snapshot"]);
   if (start === 0 && config.evalEvery && hooks.evaluate) await evaluate(0);
 
-  const progress = createProgress("train", config.steps, { mode: opts.progress, unit: "step" });
+  const progress = createProgress("train", config.steps, { mode: opts.progress, unit: "step", start });
   const t0 = Date.now();
   let windowStart = Date.now(), windowImages = 0;
   let lossSum = 0, lossN = 0;

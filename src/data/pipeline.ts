@@ -3,6 +3,7 @@
 // augmentation draws from Rng(`${seed}/augment/${s}`). So the same seed gives the same batches bit
 // for bit, and resuming at step s needs nothing but s. The pixel work (crop, resize, normalise)
 // runs in worker threads when available, in-process otherwise: same bytes either way.
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { Rng } from "../runtime/rng";
@@ -142,10 +143,11 @@ class WorkerPool {
   private closing = false;
 
   constructor(n: number, handle: ImageSetHandle, transform: TransformSpec) {
-    const ext = path.extname(__filename);
-    const script = path.join(__dirname, `batch-worker${ext}`);
-    // Under tsx (tests, CLI) the worker needs the TypeScript loader too.
-    const code = (ext === ".ts" ? `require("tsx/cjs");\n` : "") + `require(${JSON.stringify(script)});`;
+    // The worker runs batch-worker.ts through tsx's loader (tests, CLI, and tslab kernels, whose
+    // in-memory modules a worker cannot see), or a compiled batch-worker.js when there is one.
+    const ts = path.join(__dirname, "batch-worker.ts");
+    const script = fs.existsSync(ts) ? ts : path.join(__dirname, "batch-worker.js");
+    const code = (script.endsWith(".ts") ? `require("tsx/cjs");\n` : "") + `require(${JSON.stringify(script)});`;
     for (let i = 0; i < n; i++) {
       const w = new Worker(code, { eval: true, workerData: { handle, transform } });
       w.on("message", (m: { id: number; x?: Float32Array; error?: string }) => {

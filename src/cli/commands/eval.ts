@@ -50,7 +50,8 @@ export const command: Command = {
     }
     await initBackend(opt(args, "backend") ? { prefer: opt(args, "backend") as BackendChoice } : {});
     const { applyStrategy } = require("../../adapters/strategies") as typeof import("../../adapters/strategies");
-    const base = await createModel({ ...config.model, init: undefined }, config.seed);
+    // Base weights from the run's init (a checkpoint holds only the trained variables).
+    const base = await createModel(config.model, config.seed);
     // The run's strategy rebuilds its variables (LoRA factors, expanded blocks) before loading.
     const model = applyStrategy(base, config.strategy).model;
     const loadOwn = async (file: string) => {

@@ -57,6 +57,21 @@ test("a config runs end to end into the run store, is reused on rerun, and loads
   assert.deepEqual(again.results, first.results);
   const lora = await runExperiment(config(root, { kind: "lora", rank: 2 }), { root: runs, backend: "cpu" });
   assert.ok(lora.results.trainable < first.results.trainable, `lora trains fewer parameters (${lora.results.trainable} vs ${first.results.trainable})`);
+  // `study eval --step 6` rebuilds the LoRA model from the run's config and its step-6 checkpoint
+  // (adapter + head only): the same top-1 as the run's final weights.
+  const { command } = await import("../../src/cli/commands/eval");
+  process.env.STUDY_RUNS_DIR = runs;
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => printed.push(s);
+  try {
+    assert.equal(await command.run([lora.run.id, "--step", "6", "--accuracy", "--json", "--backend", "cpu"]), 0);
+  } finally {
+    console.log = log;
+  }
+  const report = JSON.parse(printed.join("\n")) as { top1: number; weights: string };
+  assert.match(report.weights, /step-0000006$/);
+  assert.equal(report.top1, lora.results.top1);
   const t = resultsTable(listRuns(runs));
   assert.equal(t.numRows(), 2);
   assert.deepEqual(t.array("config.strategy.kind").slice().sort(), ["full", "lora"]);

@@ -3,6 +3,7 @@
 // compositing); EXIF orientation is ignored, as PIL and torchvision do.
 import sharp from "sharp";
 import { Interpolation, resize } from "./resample";
+import { pyRound } from "./transforms";
 
 export interface DecodedImage {
   data: Uint8Array;
@@ -46,7 +47,7 @@ export function fitImage(img: DecodedImage, to: DecodeSize): Uint8Array {
   if (to.fit === "fill") return resize(data, h, w, 3, s, s, to.interpolation);
   const [rh, rw] = h <= w ? [s, Math.trunc((s * w) / h)] : [Math.trunc((s * h) / w), s];
   const r = rh === h && rw === w ? data : resize(data, h, w, 3, rh, rw, to.interpolation);
-  const y0 = Math.round((rh - s) / 2), x0 = Math.round((rw - s) / 2);
+  const y0 = pyRound((rh - s) / 2), x0 = pyRound((rw - s) / 2); // torchvision CenterCrop
   const out = new Uint8Array(s * s * 3);
   for (let y = 0; y < s; y++) out.set(r.subarray(((y + y0) * rw + x0) * 3, ((y + y0) * rw + x0 + s) * 3), y * s * 3);
   return out;

@@ -26,6 +26,12 @@ export type TransformSpec =
   /** Only normalisation (images already at the model's size). */
   | ({ kind: "identity"; size: number } & Normalise);
 
+/** Python's round(): halves go to the even neighbour (torchvision's crop arithmetic uses it). */
+export function pyRound(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 /** Per-sample random choices: a crop box in source pixels (x, y, w, h) and a flip. */
 export interface SampleParams {
   x: number;
@@ -63,8 +69,8 @@ export function randomResizedCropBox(rng: Rng, h: number, w: number, scale: [num
   for (let attempt = 0; attempt < 10; attempt++) {
     const target = area * rng.uniform(scale[0], scale[1]);
     const aspect = Math.exp(rng.uniform(logR[0], logR[1]));
-    const cw = Math.round(Math.sqrt(target * aspect));
-    const ch = Math.round(Math.sqrt(target / aspect));
+    const cw = pyRound(Math.sqrt(target * aspect));
+    const ch = pyRound(Math.sqrt(target / aspect));
     if (cw > 0 && cw <= w && ch > 0 && ch <= h) {
       const y = rng.int(h - ch + 1);
       const x = rng.int(w - cw + 1);
@@ -73,8 +79,8 @@ export function randomResizedCropBox(rng: Rng, h: number, w: number, scale: [num
   }
   const inRatio = w / h;
   let cw: number, ch: number;
-  if (inRatio < Math.min(ratio[0], ratio[1])) { cw = w; ch = Math.round(cw / Math.min(ratio[0], ratio[1])); }
-  else if (inRatio > Math.max(ratio[0], ratio[1])) { ch = h; cw = Math.round(ch * Math.max(ratio[0], ratio[1])); }
+  if (inRatio < Math.min(ratio[0], ratio[1])) { cw = w; ch = pyRound(cw / Math.min(ratio[0], ratio[1])); }
+  else if (inRatio > Math.max(ratio[0], ratio[1])) { ch = h; cw = pyRound(ch * Math.max(ratio[0], ratio[1])); }
   else { cw = w; ch = h; }
   return { x: Math.floor((w - cw) / 2), y: Math.floor((h - ch) / 2), w: cw, h: ch };
 }
@@ -105,8 +111,8 @@ export function sampleParams(spec: TransformSpec, rng: Rng | undefined, h: numbe
     case "resize-center-crop": {
       // torchvision Resize(int): shorter side -> resize, longer side truncated; then CenterCrop.
       const [rh, rw] = h <= w ? [spec.resize, Math.trunc((spec.resize * w) / h)] : [Math.trunc((spec.resize * h) / w), spec.resize];
-      const y = Math.round((rh - spec.size) / 2);
-      const x = Math.round((rw - spec.size) / 2);
+      const y = pyRound((rh - spec.size) / 2);
+      const x = pyRound((rw - spec.size) / 2);
       // The crop box is expressed in resized coordinates; apply resizes first.
       return { x, y, w: rw, h: rh, flip: false };
     }

@@ -82,3 +82,12 @@ test("same seed, same random transform output; different seed differs", () => {
   assert.deepEqual(run("s"), run("s"));
   assert.notDeepEqual(run("s"), run("t"));
 });
+
+test("crop arithmetic rounds like Python (half to even), as torchvision's CenterCrop/RandomResizedCrop", async () => {
+  const { pyRound } = await import("../../src/data/transforms");
+  assert.deepEqual([0.5, 1.5, 2.5, -0.5, 2.4, 2.6, 3].map(pyRound), [0, 2, 2, -0, 2, 3, 3]);
+  // 225x301: shorter side -> 224 gives 224x299 (int(224*301/225)); crop 222: top = round(1.0) = 1,
+  // left = round(38.5) = 38 in Python (Math.round would say 39)
+  const p = sampleParams(imagenetEval(222, 224), undefined, 225, 301);
+  assert.deepEqual(p, { x: 38, y: 1, w: 299, h: 224, flip: false });
+});

@@ -160,15 +160,17 @@ export function applyTransform(spec: TransformSpec, img: Uint8Array, h: number, 
       break;
     }
   }
-  // (x/255 - mean)/std in the order torchvision's ToTensor + Normalize compute it.
-  const [m0, m1, m2] = spec.mean, [s0, s1, s2] = spec.std;
+  // (x/255 - mean)/std in float32, step by step, as torchvision's ToTensor + Normalize compute it
+  // (mean and std are float32 tensors there).
+  const f = Math.fround;
+  const [m0, m1, m2] = spec.mean.map(f), [s0, s1, s2] = spec.std.map(f);
   for (let y = 0; y < s; y++) {
     for (let x = 0; x < pw; x++) {
       const si = (y * s + (p.flip ? s - 1 - x : x)) * 3;
       const di = offset + (y * s + x) * 3;
-      out[di] = (Math.fround(px[si] / 255) - m0) / s0;
-      out[di + 1] = (Math.fround(px[si + 1] / 255) - m1) / s1;
-      out[di + 2] = (Math.fround(px[si + 2] / 255) - m2) / s2;
+      out[di] = f(f(px[si] / 255) - m0) / s0;
+      out[di + 1] = f(f(px[si + 1] / 255) - m1) / s1;
+      out[di + 2] = f(f(px[si + 2] / 255) - m2) / s2;
     }
   }
 }

@@ -91,3 +91,16 @@ test("crop arithmetic rounds like Python (half to even), as torchvision's Center
   const p = sampleParams(imagenetEval(222, 224), undefined, 225, 301);
   assert.deepEqual(p, { x: 38, y: 1, w: 299, h: 224, flip: false });
 });
+
+test("normalisation is float32 arithmetic step by step (ToTensor then Normalize with float32 mean/std)", () => {
+  const img = pattern(2, 2);
+  const out = new Float32Array(2 * 2 * 3);
+  const spec = { kind: "identity" as const, size: 2, mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
+  applyTransform(spec, img, 2, 2, { x: 0, y: 0, w: 2, h: 2, flip: false }, out, 0);
+  const f = Math.fround;
+  for (let i = 0; i < 12; i++) {
+    const c = i % 3;
+    const x = f(img[i] / 255), d = f(x - f(spec.mean[c]));
+    assert.equal(out[i], f(d / f(spec.std[c])));
+  }
+});

@@ -9,7 +9,7 @@ import { applyStrategy, StrategySpec } from "../src/adapters/strategies";
 import { vitConfig, PresetName } from "../src/model/config";
 import { ViT } from "../src/model/vit";
 import { BackendChoice, initBackend } from "../src/runtime/backend";
-import { wasmSetup } from "../src/runtime/wasm";
+import { explainWasmTrap, wasmSetup } from "../src/runtime/wasm";
 
 export interface BenchCase {
   model: PresetName;
@@ -137,7 +137,8 @@ async function main(): Promise<void> {
     try {
       const r = await runCase(c, job.profile === true);
       console.log(JSON.stringify({ ...head, ...r }));
-    } catch (e) {
+    } catch (err) {
+      const e = explainWasmTrap(err, `${c.model} batch ${c.batch}`);
       console.log(JSON.stringify({ ...head, ...c, trainable: 0, error: e instanceof Error ? e.message : String(e) }));
     }
   }

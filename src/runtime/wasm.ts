@@ -279,3 +279,28 @@ export function routeMatMulsToXnnpack(): boolean {
 export function wasmSetup(): WasmSetup | undefined {
   return setup;
 }
+
+/** Bytes of the wasm backend's heap, or undefined on another backend. */
+export function wasmHeapBytes(): number | undefined {
+  if (tf.getBackend() !== "wasm") return undefined;
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8?.length;
+}
+
+/**
+ * A wasm trap ("memory access out of bounds", "Aborted()") says nothing useful by itself. On this
+ * backend it almost always means the heap is exhausted: wasm32 memory stops at 4 GiB, and a
+ * training step keeps every activation of the tape (measured: vit-cifar-tiny at batch 128 needs
+ * more). Returns an error that says so and what to do; other errors come back unchanged.
+ */
+export function explainWasmTrap(e: unknown, what: string): unknown {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (tf.getBackend() !== "wasm" || !/memory access out of bounds|Aborted\(|Cannot enlarge memory|out of memory/i.test(msg)) return e;
+  const heap = wasmHeapBytes();
+  const gib = heap === undefined ? "unknown" : (heap / 2 ** 30).toFixed(2);
+  return new Error(
+    `${what}: the wasm backend trapped (${msg.split("\n")[0]}) with a ${gib} GiB heap. wasm32 memory ends at 4 GiB, ` +
+      `so this is almost certainly memory exhaustion: lower the batch size, or use tfjs-node / webgpu. ` +
+      `The wasm module is unusable after a trap: restart the process (or the notebook kernel).`,
+  );
+}

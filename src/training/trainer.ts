@@ -13,6 +13,7 @@ import { CheckpointState, assignWeights, listCheckpoints, pruneCheckpoints, read
 import { Optimizer, OptimizerConfig, createOptimizer } from "./optimizers";
 import { ScheduleConfig, learningRate } from "./schedule";
 import { ProgressMode, createProgress } from "./progress";
+import { explainWasmTrap } from "../runtime/wasm";
 
 export interface TrainConfig {
   /** Total updates. */
@@ -167,13 +168,19 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
     const x = tf.tensor4d(batch.x, batch.shape); // [B,S,S,3]
     const y = tf.tensor1d(batch.labels, "int32"); // [B]
     let regT: tf.Scalar | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const ce = crossEntropy(tm.model.logits(x, { training: true }), y);
-      const reg = tm.regularizer?.(t);
-      if (!reg) return ce;
-      regT = tf.keep(reg.clone());
-      return tf.add(ce, reg) as tf.Scalar;
-    }, varList);
+    let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    try {
+      result = tf.variableGrads(() => {
+        const ce = crossEntropy(tm.model.logits(x, { training: true }), y);
+        const reg = tm.regularizer?.(t);
+        if (!reg) return ce;
+        regT = tf.keep(reg.clone());
+        return tf.add(ce, reg) as tf.Scalar;
+      }, varList);
+    } catch (e) {
+      throw explainWasmTrap(e, `training step ${t} (batch ${batch.labels.length})`);
+    }
+    const { value, grads } = result;
     const named = new Map<string, tf.Tensor>();
     for (const [k, g] of Object.entries(grads)) named.set(tfName.get(k) ?? k, g);
     const norm = tf.tidy(() => tf.sqrt(tf.addN([...named.values()].map((g) => tf.sum(tf.square(g))))));

@@ -2,7 +2,7 @@
 // then cpu. `STUDY_BACKEND` overrides. The report says what was picked and why, and goes into
 // every run's record.
 import * as tf from "@tensorflow/tfjs";
-import { configureWasm } from "./wasm";
+import { configureWasm, errorText } from "./wasm";
 
 export type BackendChoice = "tfjs-node-gpu" | "tfjs-node" | "webgpu" | "wasm" | "cpu";
 export const BACKEND_ORDER: readonly BackendChoice[] = ["tfjs-node-gpu", "tfjs-node", "webgpu", "wasm", "cpu"];
@@ -38,11 +38,6 @@ let webgpuAdapter: AdapterInfo | null | undefined;
 
 function isChoice(s: string): s is BackendChoice {
   return (BACKEND_ORDER as readonly string[]).includes(s);
-}
-
-function errorText(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split("\n")[0].slice(0, 200);
 }
 
 /** Installs Dawn's `navigator.gpu` (once) and asks it for an adapter; null when there is none. */

@@ -20,6 +20,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { writeFileAtomic } from "../runs/atomic";
 
 type WasmPkg = typeof import("@tensorflow/tfjs-backend-wasm");
 type BackendWasmModule = ConstructorParameters<WasmPkg["BackendWasm"]>[0];
@@ -72,7 +73,8 @@ function wasmDir(): string {
   return path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "wasm-out");
 }
 
-function errorText(e: unknown): string {
+/** First line of an error's message (tfjs-wasm rejects with plain `{message}` objects too). */
+export function errorText(e: unknown): string {
   const msg = e instanceof Error ? e.message : typeof e === "object" && e && "message" in e ? String(e.message) : String(e);
   return msg.split("\n")[0].slice(0, 200);
 }
@@ -123,12 +125,8 @@ function workerScriptFile(): string {
     .wasmWorkerContents.replace(/\n/g, "\\n");
   const hash = crypto.createHash("sha256").update(contents).digest("hex").slice(0, 12);
   const file = path.join(os.tmpdir(), `tfjs-backend-wasm-${tf.version.tfjs}-threaded-simd-${hash}.worker.js`);
-  if (!fs.existsSync(file)) {
-    // Write-then-rename: concurrent processes never see a half-written file.
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, contents);
-    fs.renameSync(tmp, file);
-  }
+  // Atomic: concurrent processes never see a half-written file.
+  if (!fs.existsSync(file)) writeFileAtomic(file, contents);
   return file;
 }
 

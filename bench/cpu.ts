@@ -39,6 +39,8 @@ export interface Timing {
 
 export interface BenchRow extends BenchCase {
   backend: string;
+  /** The benchmark target that ran it (wasm-stock, wasm-1, wasm, cpu; set by the driver). */
+  target?: string;
   threads: number;
   detail: string;
   trainable: number;

@@ -6,6 +6,7 @@
 // Adapters (LoRA, selective LoRA) attach to linear layers by name through `LinearHook`s.
 import * as tf from "@tensorflow/tfjs";
 import { Activation, mlpHidden, numPatches, validateConfig, ViTConfig } from "./config";
+import { gelu, layerNorm } from "./ops";
 import type { ForwardOptions, ImageModel } from "./types";
 import { Rng } from "../runtime/rng";
 
@@ -199,9 +200,7 @@ export class ViT implements ImageModel {
 
   /** LayerNorm over the last axis, biased variance as torch.nn.LayerNorm. */
   layerNorm(name: string, x: tf.Tensor): tf.Tensor {
-    const { mean, variance } = tf.moments(x, -1, true);
-    const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.config.lnEps)));
-    return tf.add(tf.mul(xhat, this.p(`${name}.weight`)), this.p(`${name}.bias`));
+    return layerNorm(x, this.p(`${name}.weight`) as tf.Tensor1D, this.p(`${name}.bias`) as tf.Tensor1D, this.config.lnEps);
   }
 
   private act(x: tf.Tensor): tf.Tensor {
@@ -314,7 +313,7 @@ export class ViT implements ImageModel {
 /** Exact erf GELU or CLIP's QuickGELU. */
 export function activation(kind: Activation, x: tf.Tensor): tf.Tensor {
   if (kind === "quick_gelu") return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
-  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+  return gelu(x);
 }
 
 /** Shorthand: a freshly initialised ViT. */

@@ -13,14 +13,15 @@
 // The result is registered as tfjs's `wasm` backend (the kernels are registered under that name),
 // so everything else is unchanged. A thread count of 1 keeps the stock single-threaded backend.
 //
-// Separately, and for any thread count, `routeMatMulsToXnnpack` fixes the wasm kernel's slow path
-// for transposed matmuls (see there); STUDY_WASM_XNN_MATMUL=0 turns it off (for baselines).
+// Separately, and for any thread count, runtime/wasm-kernels replaces the stock kernels that are
+// slow for a ViT (STUDY_WASM_STOCK_KERNELS=1 keeps them, for baselines).
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { writeFileAtomic } from "../runs/atomic";
+import { installWasmKernels } from "./wasm-kernels";
 
 type WasmPkg = typeof import("@tensorflow/tfjs-backend-wasm");
 type BackendWasmModule = ConstructorParameters<WasmPkg["BackendWasm"]>[0];
@@ -52,8 +53,8 @@ export interface WasmSetup {
   binary: "threaded-simd" | "simd" | "plain";
   /** One sentence: why this setup (including why threads are off, when they are). */
   reason: string;
-  /** Whether unbatched transposed matmuls are routed to XNNPACK (routeMatMulsToXnnpack). */
-  xnnMatMul: boolean;
+  /** The kernel fixes in place (runtime/wasm-kernels; [] = stock kernels). */
+  kernels: string[];
 }
 
 /** XNNPACK's pthread pool is capped at 8 in the C++ backend; the glue pre-spawns 8 workers. */
@@ -199,16 +200,16 @@ export function configureWasm(opts: { threads?: number } = {}): WasmSetup {
   const pkg = require("@tensorflow/tfjs-backend-wasm") as WasmPkg;
   const requested = requestedWasmThreads(opts.threads);
   const engine = tf.engine();
-  const xnnMatMul = process.env.STUDY_WASM_XNN_MATMUL !== "0" && routeMatMulsToXnnpack();
-  const mm = xnnMatMul ? "; transposed matmuls via XNNPACK" : "; stock matmul kernel";
-  const single = (why: string): WasmSetup => ({ threads: 1, requested, binary: "simd", reason: why + mm, xnnMatMul });
+  const kernels = installWasmKernels();
+  const mm = kernels.length ? `; kernel fixes: ${kernels.join(", ")}` : "; stock kernels";
+  const single = (why: string): WasmSetup => ({ threads: 1, requested, binary: "simd", reason: why + mm, kernels });
   if (requested === 1) return (setup = single("single-threaded SIMD: 1 thread requested"));
   const why = threadsUnsupported();
   if (why) return (setup = single(`single-threaded SIMD: ${why}`));
   if (engine.registry["wasm"]) return (setup = single("single-threaded SIMD: the stock wasm backend was already initialised"));
 
   const stock = engine.registryFactory["wasm"];
-  const threaded: WasmSetup = { threads: requested, requested, binary: "threaded-simd", reason: "", xnnMatMul };
+  const threaded: WasmSetup = { threads: requested, requested, binary: "threaded-simd", reason: "", kernels };
   threaded.reason = `threaded SIMD, ${requested} threads (${process.env.STUDY_WASM_THREADS ? "STUDY_WASM_THREADS" : opts.threads ? "caller" : `${coreCount()} cores`})${mm}`;
   setup = threaded;
   tf.removeBackend("wasm");
@@ -231,46 +232,6 @@ export function configureWasm(opts: { threads?: number } = {}): WasmSetup {
     stock?.priority ?? 2,
   );
   return setup;
-}
-
-let matMulRouted = false;
-
-/**
- * tfjs-backend-wasm 4.22 sends BatchMatMul to XNNPACK (SIMD, on the thread pool) only when neither
- * operand is transposed and neither has a batch; anything else runs a scalar triple loop that is
- * ~6x slower and single-threaded (batch_mat_mul_impl.cc). A linear layer on PyTorch-layout weights
- * (x W^T) and both gradients of every matmul (dy W, x^T dy) take that path. This wraps the kernel
- * so that an unbatched transposed product first transposes the operand (a copy, ~5% of the
- * product's time) and then runs the XNNPACK product. Batched products (attention) are left as
- * they are: XNNPACK is not used for them either way. Results differ from the loop only by
- * summation order. Idempotent; returns whether the route is in place.
- */
-export function routeMatMulsToXnnpack(): boolean {
-  if (matMulRouted) return true;
-  const orig = tf.getKernel("BatchMatMul", "wasm");
-  const transpose = tf.getKernel("Transpose", "wasm");
-  if (!orig || !transpose) return false;
-  const batchOf = (t: tf.TensorInfo): number => t.shape.slice(0, -2).reduce((n, d) => n * d, 1);
-  const routed: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
-    if ((!transposeA && !transposeB) || batchOf(a) !== 1 || batchOf(b) !== 1) return orig.kernelFunc({ inputs, backend, attrs });
-    const swapLast = (t: tf.TensorInfo): tf.TensorInfo => {
-      const perm = t.shape.map((_, i) => i);
-      [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1], perm[perm.length - 2]];
-      return transpose.kernelFunc({ inputs: { x: t }, backend, attrs: { perm } }) as tf.TensorInfo;
-    };
-    const at = transposeA ? swapLast(a) : a;
-    const bt = transposeB ? swapLast(b) : b;
-    const out = orig.kernelFunc({ inputs: { a: at, b: bt }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } });
-    const kb = backend as tf.KernelBackend;
-    if (at !== a) kb.disposeData(at.dataId);
-    if (bt !== b) kb.disposeData(bt.dataId);
-    return out;
-  };
-  tf.unregisterKernel("BatchMatMul", "wasm");
-  tf.registerKernel({ ...orig, kernelFunc: routed });
-  return (matMulRouted = true);
 }
 
 /** The wasm setup of this process, once configured. */

@@ -2,7 +2,6 @@
 // measured in the same run on the same machine. Each backend runs in its own process (bench/cpu.ts;
 // a process has one wasm instance), one after the other so that they never share the cores.
 import { execFileSync, spawn } from "node:child_process";
-import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { BenchCase, BenchJob, BenchRow } from "../../../bench/cpu";
@@ -10,6 +9,7 @@ import { Command, numOpt, opt, parseArgs } from "../command";
 import { PresetName } from "../../model/config";
 import { REPO_ROOT } from "../../runtime/record";
 import { coreCount } from "../../runtime/wasm";
+import { writeFileAtomic } from "../../runs/atomic";
 
 const ALL_STRATEGIES = ["full", "top-3", "linear", "lora-8", "selective-lora-8", "block-expansion-1"];
 const TORCH_PYTHON = process.env.STUDY_TORCH_PYTHON ?? "/usr/bin/python3";
@@ -28,14 +28,17 @@ printing ours / PyTorch per row. Training step: cross-entropy, backward over the
 trainable set, Adam, loss read back.
 
 Default plan: vit-cifar-micro and vit-cifar-tiny at batch 128, vit-tiny-16 and vit-small-16 at
-batch 8; every strategy on vit-cifar-micro, full on the others; wasm single-threaded, wasm with one
-thread per core, and the pure-JS cpu backend on vit-cifar-micro full only (it is far slower).
+batch 8; every strategy on vit-cifar-micro, full on the others; stock wasm (the "before", CIFAR
+presets), wasm single-threaded, wasm with one thread per core, and the pure-JS cpu backend on
+vit-cifar-micro full only (it is far slower). The last column is each row's training speed over
+stock wasm's.
 
 options:
-  --quick              vit-cifar-micro only, full and lora-8, wasm only (a development check)
+  --quick              vit-cifar-micro only, full and lora-8, stock and threaded wasm (a quick check)
   --models a,b         presets to run (batch 128 for vit-cifar-*, --small-batch otherwise)
   --strategies a,b|all ${ALL_STRATEGIES.join(", ")}
-  --backends a,b       wasm-1 (single thread), wasm (STUDY_WASM_THREADS or one per core), cpu
+  --backends a,b       wasm-stock (tfjs-wasm as shipped: one thread, stock kernels; the "before"),
+                       wasm-1 (single thread), wasm (STUDY_WASM_THREADS or one per core), cpu
   --small-batch N      batch of the 224 px presets (default 8)
   --warmup N           untimed steps first (default 1)
   --steps N            timed steps (default 2)
@@ -44,7 +47,7 @@ options:
   --profile            per-kernel time of one training step (tf.profile), per backend and case
   --json FILE          also write every row as JSON
 
-environment: STUDY_WASM_XNN_MATMUL=0 keeps wasm's stock matmul kernel (a "before" baseline);
+environment: STUDY_WASM_STOCK_KERNELS=1 keeps wasm's stock kernels (the "before" baseline);
 STUDY_TORCH_PYTHON picks the python that has torch (default /usr/bin/python3).`;
 
 function list(v: string | undefined): string[] | undefined {
@@ -106,10 +109,12 @@ const fmt = (x: number | undefined, d = 1): string => (x === undefined ? "-" : x
 
 function table(rows: BenchRow[], torch: Map<string, BenchRow>): string {
   const key = (r: BenchCase) => `${r.model}|${r.batch}|${r.strategy}`;
-  const head = ["model", "batch", "strategy", "backend", "thr", "fwd img/s", "train img/s", "torch fwd", "torch train", "fwd ratio", "train ratio"];
+  const stock = new Map(rows.filter((r) => r.target === "wasm-stock").map((r) => [key(r), r]));
+  const head = ["model", "batch", "strategy", "backend", "thr", "fwd img/s", "train img/s", "torch fwd", "torch train", "fwd ratio", "train ratio", "train vs stock"];
   const body: string[][] = [];
   for (const r of rows) {
     const t = torch.get(key(r));
+    const before = stock.get(key(r))?.trainTiming?.imgPerSec;
     const f = r.forwardTiming?.imgPerSec;
     const s = r.trainTiming?.imgPerSec;
     const tf = t?.forwardTiming?.imgPerSec;
@@ -118,7 +123,7 @@ function table(rows: BenchRow[], torch: Map<string, BenchRow>): string {
       r.model,
       String(r.batch),
       r.strategy,
-      r.error ? `${r.backend} (error: ${r.error.slice(0, 60)})` : r.backend === "wasm" && r.threads === 1 ? "wasm-1" : r.backend,
+      r.error ? `${r.target} (error: ${r.error.slice(0, 60)})` : r.target,
       String(r.threads),
       fmt(f),
       fmt(s),
@@ -126,6 +131,7 @@ function table(rows: BenchRow[], torch: Map<string, BenchRow>): string {
       fmt(ts),
       f && tf ? fmt(f / tf, 2) : "-",
       s && ts ? fmt(s / ts, 2) : "-",
+      s && before ? `${fmt(s / before, 2)}x` : "-",
     ]);
   }
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -144,17 +150,18 @@ export const command: Command = {
     }
     const threads = numOpt(args, "threads", coreCount()) as number;
     const { cases, notes } = plan(args);
-    const backends = list(opt(args, "backends")) ?? (opt(args, "quick") === "true" ? ["wasm-1", "wasm"] : ["wasm-1", "wasm", "cpu"]);
+    const backends = list(opt(args, "backends")) ?? (opt(args, "quick") === "true" ? ["wasm-stock", "wasm"] : ["wasm-stock", "wasm-1", "wasm", "cpu"]);
     const targets: Target[] = [];
     for (const b of backends) {
-      if (b === "wasm-1") targets.push({ name: b, backend: "wasm", env: { STUDY_WASM_THREADS: "1" } });
+      if (b === "wasm-stock") targets.push({ name: b, backend: "wasm", env: { STUDY_WASM_THREADS: "1", STUDY_WASM_STOCK_KERNELS: "1" } });
+      else if (b === "wasm-1") targets.push({ name: b, backend: "wasm", env: { STUDY_WASM_THREADS: "1" } });
       else if (b === "wasm") targets.push({ name: b, backend: "wasm", env: { STUDY_WASM_THREADS: String(threads) } });
       else if (b === "cpu") targets.push({ name: b, backend: "cpu", env: {} });
-      else throw new Error(`--backends: unknown '${b}' (wasm-1, wasm, cpu)`);
+      else throw new Error(`--backends: unknown '${b}' (wasm-stock, wasm-1, wasm, cpu)`);
     }
     if (threads === 1 && backends.includes("wasm") && backends.includes("wasm-1")) targets.splice(targets.findIndex((t) => t.name === "wasm"), 1);
     const profile = opt(args, "profile") === "true";
-    const explicitCpu = list(opt(args, "backends"))?.includes("cpu") === true;
+    const named = list(opt(args, "backends")) ?? [];
 
     console.log(`study bench --cpu: ${os.cpus()[0]?.model ?? "cpu"}, ${coreCount()} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
     for (const n of notes) console.log(`note: ${n}`);
@@ -173,13 +180,16 @@ export const command: Command = {
       });
     }
     for (const t of targets) {
-      // Pure-JS cpu is 10x+ slower than wasm: only the first case unless asked for explicitly.
-      const mine = t.backend === "cpu" && !explicitCpu ? cases.filter((c) => c.model === "vit-cifar-micro" && c.strategy === "full") : cases;
-      if (mine.length < cases.length) console.log(`note: ${t.name} runs vit-cifar-micro full only (pure JS is far slower; --backends cpu runs every case)`);
+      // Pure-JS cpu and stock wasm are far slower: the CIFAR-native cases only (cpu: micro full),
+      // unless named in --backends.
+      const slow = (t.name === "cpu" || t.name === "wasm-stock") && !named.includes(t.name);
+      const mine = !slow ? cases : cases.filter((c) => (t.name === "cpu" ? c.model === "vit-cifar-micro" && c.strategy === "full" : c.model.startsWith("vit-cifar-")));
+      if (mine.length < cases.length) console.log(`note: ${t.name} runs ${mine.length} of the ${cases.length} cases (it is far slower; --backends ${t.name} runs every case)`);
       if (!mine.length) continue;
       console.log(`${t.name} (${mine.length} cases) ...`);
       const job: BenchJob = { backend: t.backend, cases: mine, profile };
       await runChild(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "bench", "cpu.ts"), JSON.stringify(job)], t.env, (r) => {
+        r.target = t.name;
         rows.push(r);
         const s = r.trainTiming ? `${r.trainTiming.imgPerSec.toFixed(1)} img/s train` : `error: ${r.error}`;
         console.log(`  ${t.name} ${key(r)}: ${s}`);
@@ -195,7 +205,7 @@ export const command: Command = {
     console.log(table(rows, torchRows));
     const jsonFile = opt(args, "json");
     if (jsonFile) {
-      fs.writeFileSync(jsonFile, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: coreCount() }, torch: [...torchRows.values()], rows }, null, 2));
+      writeFileAtomic(jsonFile, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: coreCount() }, torch: [...torchRows.values()], rows }, null, 2));
       console.log(`\nrows written to ${jsonFile}`);
     }
     return rows.some((r) => r.error) ? 1 : 0;

@@ -1,0 +1,177 @@
+// Faster kernels for tfjs-backend-wasm 4.22, installed over the stock ones (same names, same
+// results up to float summation order). Each fixes a slow path that a ViT training step hits;
+// `study bench --cpu --profile` shows the per-kernel time, STUDY_WASM_STOCK_KERNELS=1 the stock
+// kernels (the "before" of the benchmark).
+import * as tf from "@tensorflow/tfjs";
+
+/** The internals of tfjs-backend-wasm's BackendWasm that the matmul route reaches into (4.22). */
+interface WasmBackendInternals {
+  wasm: {
+    HEAPU8: Uint8Array;
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+    /** The C kernel: ids of a, b and out, with rank-3 shapes as pointers to uint32 triples. */
+    _BatchMatMul(aId: number, aShape: number, aRank: number, bId: number, bShape: number, bRank: number, transposeA: number, transposeB: number, outId: number): void;
+    tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+  };
+  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
+  dataIdNextNumber: number;
+  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+}
+
+/**
+ * A batched product [n, M, K] x [n|1, K, N] as n XNNPACK products, one per slice: each slice of
+ * a, b and the output is registered with the C side as a tensor that views the parent's memory
+ * (no copy), multiplied by the kernel's XNNPACK path, and unregistered (which frees the packed
+ * weights XNNPACK cached for it; the memory itself stays with the parent tensors).
+ */
+function sliceWiseMatMul(kb: WasmBackendInternals, a: tf.TensorInfo, b: tf.TensorInfo, n: number, M: number, K: number, N: number, bBatched: boolean): tf.TensorInfo {
+  const mod = kb.wasm;
+  const out = kb.makeOutput([n, M, N], "float32");
+  const aOff = kb.dataIdMap.get(a.dataId).memoryOffset;
+  const bOff = kb.dataIdMap.get(b.dataId).memoryOffset;
+  const oOff = kb.dataIdMap.get(out.dataId).memoryOffset;
+  const shapes = mod._malloc(24) >>> 0;
+  new Uint32Array(mod.HEAPU8.buffer, shapes, 6).set([1, M, K, 1, K, N]);
+  try {
+    for (let i = 0; i < n; i++) {
+      const ia = kb.dataIdNextNumber++;
+      const ib = kb.dataIdNextNumber++;
+      const io = kb.dataIdNextNumber++;
+      mod.tfjs.registerTensor(ia, M * K, aOff + 4 * i * M * K);
+      mod.tfjs.registerTensor(ib, K * N, bOff + (bBatched ? 4 * i * K * N : 0));
+      mod.tfjs.registerTensor(io, M * N, oOff + 4 * i * M * N);
+      mod._BatchMatMul(ia, shapes, 3, ib, shapes + 12, 3, 0, 0, io);
+      mod.tfjs.disposeData(ia);
+      mod.tfjs.disposeData(ib);
+      mod.tfjs.disposeData(io);
+    }
+  } finally {
+    mod._free(shapes);
+  }
+  return out;
+}
+
+/**
+ * tfjs-backend-wasm 4.22 sends BatchMatMul to XNNPACK (SIMD, on the thread pool) only when neither
+ * operand is transposed and neither has a batch; anything else runs a scalar triple loop that is
+ * 6-20x slower and single-threaded (batch_mat_mul_impl.cc). A linear layer on PyTorch-layout
+ * weights (x W^T), both gradients of every matmul (dy W, x^T dy) and every attention product take
+ * that path. This wraps the kernel so that
+ *   - a transposed operand is first transposed (a copy, ~5% of the product's time);
+ *   - an unbatched product then runs the XNNPACK product, as out^T = b^T a^T when the output is
+ *     wider than tall (XNNPACK then packs the smaller operand);
+ *   - a batched one (attention: [B*H, T, T] x [B*H, T, d]) runs one XNNPACK product per slice
+ *     (sliceWiseMatMul), or a single one when only a is batched (fold its batch into rows).
+ * Broadcasts other than "b has no batch" keep the stock kernel. Results differ from the loop
+ * only by summation order. Idempotent; returns whether the route is in place.
+ */
+function routeMatMulsToXnnpack(): boolean {
+  const orig = tf.getKernel("BatchMatMul", "wasm");
+  const transpose = tf.getKernel("Transpose", "wasm");
+  const reshape = tf.getKernel("Reshape", "wasm");
+  if (!orig || !transpose || !reshape) return false;
+  const size = (s: number[]): number => s.reduce((n, d) => n * d, 1);
+  const routed: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+    const batchA = a.shape.slice(0, -2);
+    const batchB = b.shape.slice(0, -2);
+    const nA = size(batchA);
+    const nB = size(batchB);
+    const plain = !transposeA && !transposeB && nA === 1 && nB === 1;
+    const sameBatch = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
+    if (plain || !(sameBatch || nB === 1) || size(a.shape) === 0 || size(b.shape) === 0) return orig.kernelFunc({ inputs, backend, attrs });
+
+    const kb = backend as tf.KernelBackend;
+    const temps: tf.TensorInfo[] = [];
+    const keep = (t: tf.TensorInfo): tf.TensorInfo => (temps.push(t), t);
+    const swapLast = (t: tf.TensorInfo): tf.TensorInfo => {
+      const perm = t.shape.map((_, i) => i);
+      [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1], perm[perm.length - 2]];
+      return keep(transpose.kernelFunc({ inputs: { x: t }, backend, attrs: { perm } }) as tf.TensorInfo);
+    };
+    const reshaped = (t: tf.TensorInfo, shape: number[]): tf.TensorInfo => keep(reshape.kernelFunc({ inputs: { x: t }, backend, attrs: { shape } }) as tf.TensorInfo);
+    const last = (t: tf.TensorInfo, i: number): number => t.shape[t.shape.length - i];
+    const M = transposeA ? last(a, 1) : last(a, 2);
+    const K = transposeA ? last(a, 2) : last(a, 1);
+    const N = transposeB ? last(b, 2) : last(b, 1);
+    const outShape = [...(nA >= nB ? batchA : batchB), M, N];
+    const noTranspose = { ...attrs, transposeA: false, transposeB: false };
+    try {
+      let out: tf.TensorInfo;
+      if (nA === 1 && nB === 1 && N > M) {
+        // Wide output (a weight gradient x^T dy): XNNPACK packs its second operand on every call,
+        // and packing costs more than transposing, so pack the smaller one: out^T = b^T a^T.
+        const bT = transposeB ? b : swapLast(b); // [N,K]
+        const aT = transposeA ? a : swapLast(a); // [K,M]
+        const outT = keep(orig.kernelFunc({ inputs: { a: bT, b: aT }, backend, attrs: noTranspose }) as tf.TensorInfo); // [N,M]
+        out = swapLast(outT); // [M,N]
+        kb.incRef(out.dataId); // survives the temps' disposal below
+      } else {
+        const at = transposeA ? swapLast(a) : a; // [...batch, M, K]
+        const bt = transposeB ? swapLast(b) : b; // [...batch|-, K, N]
+        if (nB === 1) {
+          // b has no batch: a's batch folds into rows, one XNNPACK product.
+          const a2 = reshaped(at, [1, nA * M, K]); // [1, nA*M, K]
+          const b2 = reshaped(bt, [1, K, N]); // [1, K, N]
+          out = orig.kernelFunc({ inputs: { a: a2, b: b2 }, backend, attrs: noTranspose }) as tf.TensorInfo;
+        } else {
+          out = sliceWiseMatMul(backend as unknown as WasmBackendInternals, at, bt, nA, M, K, N, true);
+        }
+      }
+      const final = reshape.kernelFunc({ inputs: { x: out }, backend, attrs: { shape: outShape } }) as tf.TensorInfo;
+      kb.disposeData(out.dataId);
+      return final;
+    } finally {
+      for (const t of temps) kb.disposeData(t.dataId);
+    }
+  };
+  replaceKernel(orig, routed);
+  return true;
+}
+
+/**
+ * Identity (what the engine's clone runs, e.g. to keep every saved kernel output for the backward
+ * pass: ~360 clones per ViT training step) copies the data on wasm. Tensors are immutable and
+ * every wasm kernel writes a fresh output, so sharing the data with a reference count is safe; the
+ * cpu backend does the same.
+ */
+function shareIdentity(): boolean {
+  const orig = tf.getKernel("Identity", "wasm");
+  if (!orig) return false;
+  const shared: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    if (x.dtype === "string") return orig.kernelFunc({ inputs, backend, attrs });
+    (backend as tf.KernelBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+  replaceKernel(orig, shared);
+  return true;
+}
+
+function replaceKernel(orig: tf.KernelConfig, kernelFunc: tf.KernelFunc): void {
+  tf.unregisterKernel(orig.kernelName, orig.backendName);
+  tf.registerKernel({ ...orig, kernelFunc });
+}
+
+/** The fixes, by name; each returns whether it is in place. */
+const FIXES: Record<string, () => boolean> = {
+  "matmul-xnnpack": routeMatMulsToXnnpack,
+  "identity-shared": shareIdentity,
+};
+
+let installed: string[] | undefined;
+
+/**
+ * Installs the kernel fixes over the wasm backend's kernels (before or after it initialises) and
+ * returns their names; STUDY_WASM_STOCK_KERNELS=1 keeps the stock kernels and returns []. Call
+ * once per process: later calls return the first answer.
+ */
+export function installWasmKernels(): string[] {
+  if (installed) return installed;
+  if (process.env.STUDY_WASM_STOCK_KERNELS === "1") return (installed = []);
+  return (installed = Object.entries(FIXES)
+    .filter(([, install]) => install())
+    .map(([name]) => name));
+}

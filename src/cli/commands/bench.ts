@@ -123,7 +123,7 @@ function table(rows: BenchRow[], torch: Map<string, BenchRow>): string {
       r.model,
       String(r.batch),
       r.strategy,
-      r.error ? `${r.target} (error: ${r.error.slice(0, 60)})` : r.target,
+      r.error ? `${r.target} (error: ${r.error.slice(0, 60)})` : (r.target ?? r.backend),
       String(r.threads),
       fmt(f),
       fmt(s),

@@ -1,15 +1,20 @@
-// The wasm BatchMatMul route (runtime/wasm routeMatMulsToXnnpack): every transpose combination,
-// unbatched and batched, gives the cpu backend's numbers, and the route is in place.
+// The wasm BatchMatMul route (runtime/wasm-kernels): every transpose combination, unbatched,
+// batched and broadcast, gives the cpu backend's numbers, and the route is in place.
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
 import { wasmSetup } from "../../src/runtime/wasm";
 
+// Shapes as for transposeA = transposeB = false; the test flips the last two axes for the others.
 const cases: { a: number[]; b: number[] }[] = [
-  { a: [37, 19], b: [19, 23] }, // unbatched: XNNPACK after explicit transposes
+  { a: [37, 19], b: [19, 23] }, // unbatched, tall output: XNNPACK after explicit transposes
+  { a: [11, 19], b: [19, 40] }, // unbatched, wide output: computed as (b^T a^T)^T
   { a: [1, 37, 19], b: [1, 19, 23] }, // batch of one: the same route
-  { a: [3, 37, 19], b: [3, 19, 23] }, // batched: the kernel's own loop
+  { a: [3, 37, 19], b: [3, 19, 23] }, // batched: one XNNPACK product per slice, on views
+  { a: [2, 3, 17, 8], b: [2, 3, 8, 17] }, // 4-D batch (attention's [B,H,T,d])
+  { a: [3, 37, 19], b: [19, 23] }, // only a batched: folded into one product
+  { a: [1, 37, 19], b: [3, 19, 23] }, // a broadcast over b's batch: the stock kernel
 ];
 
 test("wasm matMul equals cpu for every transpose combination", async () => {
@@ -25,7 +30,11 @@ test("wasm matMul equals cpu for every transpose combination", async () => {
         const xb = tf.randomNormal(sb, 0, 1, "float32", 2).arraySync();
         const run = async (backend: "cpu" | "wasm") => {
           await initBackend({ prefer: backend, force: true });
-          return tf.tidy(() => tf.matMul(tf.tensor(xa), tf.tensor(xb), ta, tb).dataSync().slice());
+          const ids = tf.backend().numDataIds();
+          const out = tf.tidy(() => tf.matMul(tf.tensor(xa), tf.tensor(xb), ta, tb).dataSync().slice());
+          // The route's temporaries (transposes, reshapes, views) are all released.
+          assert.equal(tf.backend().numDataIds(), ids, `${backend}: buffers leaked`);
+          return out;
         };
         const want = await run("cpu");
         const got = await run("wasm");

@@ -9,7 +9,7 @@ import { applyStrategy, StrategySpec } from "../src/adapters/strategies";
 import { vitConfig, PresetName } from "../src/model/config";
 import { ViT } from "../src/model/vit";
 import { BackendChoice, initBackend } from "../src/runtime/backend";
-import { explainWasmTrap, wasmSetup } from "../src/runtime/wasm";
+import { explainWasmTrap, wasmHeapBytes, wasmSetup } from "../src/runtime/wasm";
 
 export interface BenchCase {
   model: PresetName;
@@ -47,6 +47,8 @@ export interface BenchRow extends BenchCase {
   forwardTiming?: Timing;
   trainTiming?: Timing;
   profile?: KernelCost[];
+  /** Size of the wasm heap after the case, MiB (it only grows: the process's peak so far). */
+  heapMiB?: number;
   error?: string;
 }
 
@@ -138,7 +140,8 @@ async function main(): Promise<void> {
     const head = { backend: report.choice, threads, detail: report.reason };
     try {
       const r = await runCase(c, job.profile === true);
-      console.log(JSON.stringify({ ...head, ...r }));
+      const heap = wasmHeapBytes();
+      console.log(JSON.stringify({ ...head, ...r, heapMiB: heap === undefined ? undefined : Math.round(heap / 2 ** 20) }));
     } catch (err) {
       const e = explainWasmTrap(err, `${c.model} batch ${c.batch}`);
       console.log(JSON.stringify({ ...head, ...c, trainable: 0, error: e instanceof Error ? e.message : String(e) }));

@@ -169,6 +169,11 @@ export const command: Command = {
     const torchRows = new Map<string, BenchRow>();
     const key = (r: BenchCase) => `${r.model}|${r.batch}|${r.strategy}`;
 
+    const jsonFile = opt(args, "json");
+    const saveJson = (): void => {
+      if (jsonFile) writeFileAtomic(jsonFile, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: coreCount() }, torch: [...torchRows.values()], rows }, null, 2));
+    };
+
     const tv = opt(args, "no-torch") === "true" ? undefined : torchVersion();
     if (opt(args, "no-torch") === "true") console.log("PyTorch: skipped (--no-torch)");
     else if (!tv) console.log(`PyTorch: skipped (no torch in ${TORCH_PYTHON}; Debian: apt-get install python3-torch)`);
@@ -191,8 +196,12 @@ export const command: Command = {
       await runChild(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "bench", "cpu.ts"), JSON.stringify(job)], t.env, (r) => {
         r.target = t.name;
         rows.push(r);
-        const s = r.trainTiming ? `${r.trainTiming.imgPerSec.toFixed(1)} img/s train` : `error: ${r.error}`;
+        const ref = torchRows.get(key(r))?.trainTiming?.imgPerSec;
+        const s = r.trainTiming
+          ? `${r.trainTiming.imgPerSec.toFixed(1)} img/s train${ref ? ` (PyTorch ${ref.toFixed(1)}, ratio ${(r.trainTiming.imgPerSec / ref).toFixed(2)})` : ""}${r.heapMiB ? `, wasm heap ${r.heapMiB} MiB` : ""}`
+          : `error: ${r.error}`;
         console.log(`  ${t.name} ${key(r)}: ${s}`);
+        saveJson(); // after every row: an interrupted run keeps what it measured
         if (r.profile) {
           const total = r.profile.reduce((a, k) => a + k.ms, 0);
           console.log(`  profile (one training step, ${total.toFixed(0)} ms in kernels):`);
@@ -203,11 +212,7 @@ export const command: Command = {
     if (rows[0]) console.log(`\nwasm: ${rows.find((r) => r.backend === "wasm" && r.threads > 1)?.detail ?? rows[0].detail}`);
     console.log("");
     console.log(table(rows, torchRows));
-    const jsonFile = opt(args, "json");
-    if (jsonFile) {
-      writeFileAtomic(jsonFile, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: coreCount() }, torch: [...torchRows.values()], rows }, null, 2));
-      console.log(`\nrows written to ${jsonFile}`);
-    }
+    if (jsonFile) console.log(`\nrows written to ${jsonFile}`);
     return rows.some((r) => r.error) ? 1 : 0;
   },
 };

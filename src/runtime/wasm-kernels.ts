@@ -89,7 +89,7 @@ function routeMatMulsToXnnpack(): boolean {
     const swapLast = (t: tf.TensorInfo): tf.TensorInfo => {
       const perm = t.shape.map((_, i) => i);
       [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1], perm[perm.length - 2]];
-      return keep(transpose.kernelFunc({ inputs: { x: t }, backend, attrs: { perm } }) as tf.TensorInfo);
+      return transpose.kernelFunc({ inputs: { x: t }, backend, attrs: { perm } }) as tf.TensorInfo;
     };
     const reshaped = (t: tf.TensorInfo, shape: number[]): tf.TensorInfo => keep(reshape.kernelFunc({ inputs: { x: t }, backend, attrs: { shape } }) as tf.TensorInfo);
     const last = (t: tf.TensorInfo, i: number): number => t.shape[t.shape.length - i];
@@ -103,14 +103,13 @@ function routeMatMulsToXnnpack(): boolean {
       if (nA === 1 && nB === 1 && N > M) {
         // Wide output (a weight gradient x^T dy): XNNPACK packs its second operand on every call,
         // and packing costs more than transposing, so pack the smaller one: out^T = b^T a^T.
-        const bT = transposeB ? b : swapLast(b); // [N,K]
-        const aT = transposeA ? a : swapLast(a); // [K,M]
+        const bT = transposeB ? b : keep(swapLast(b)); // [N,K]
+        const aT = transposeA ? a : keep(swapLast(a)); // [K,M]
         const outT = keep(orig.kernelFunc({ inputs: { a: bT, b: aT }, backend, attrs: noTranspose }) as tf.TensorInfo); // [N,M]
         out = swapLast(outT); // [M,N]
-        kb.incRef(out.dataId); // survives the temps' disposal below
       } else {
-        const at = transposeA ? swapLast(a) : a; // [...batch, M, K]
-        const bt = transposeB ? swapLast(b) : b; // [...batch|-, K, N]
+        const at = transposeA ? keep(swapLast(a)) : a; // [...batch, M, K]
+        const bt = transposeB ? keep(swapLast(b)) : b; // [...batch|-, K, N]
         if (nB === 1) {
           // b has no batch: a's batch folds into rows, one XNNPACK product.
           const a2 = reshaped(at, [1, nA * M, K]); // [1, nA*M, K]

@@ -1,7 +1,7 @@
 // Faster kernels for tfjs-backend-wasm 4.22, installed over the stock ones (same names, same
-// results up to float rounding: summation order, and erf within 2e-7). Each fixes a slow path that a ViT training step hits;
-// `study bench --cpu --profile` shows the per-kernel time, STUDY_WASM_STOCK_KERNELS=1 the stock
-// kernels (the "before" of the benchmark).
+// results up to float rounding: summation order, and erf within 2e-7). Each fixes a slow path
+// that a ViT training step hits; `study bench --cpu --profile` shows the per-kernel time,
+// STUDY_WASM_STOCK_KERNELS=1 the stock kernels (the "before" of the benchmark).
 import * as tf from "@tensorflow/tfjs";
 
 /** The internals of tfjs-backend-wasm's BackendWasm that the matmul route reaches into (4.22). */
@@ -64,14 +64,14 @@ function sliceWiseMatMul(kb: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tenso
  *   - a batched one (attention: [B*H, T, T] x [B*H, T, d]) runs one XNNPACK product per slice
  *     (sliceWiseMatMul), or a single one when only a is batched (fold its batch into rows).
  * Broadcasts other than "b has no batch" keep the stock kernel. Results differ from the loop
- * only by summation order. Idempotent; returns whether the route is in place.
+ * only by summation order. Returns whether the route is in place.
  */
 function routeMatMulsToXnnpack(): boolean {
   const orig = tf.getKernel("BatchMatMul", "wasm");
   const transpose = tf.getKernel("Transpose", "wasm");
   const reshape = tf.getKernel("Reshape", "wasm");
   if (!orig || !transpose || !reshape) return false;
-  const size = (s: number[]): number => s.reduce((n, d) => n * d, 1);
+  const size = tf.util.sizeFromShape;
   const routed: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
@@ -182,7 +182,7 @@ function fastErf(): boolean {
     if (x.dtype !== "float32") return orig.kernelFunc({ inputs, backend, attrs });
     const kb = backend as unknown as WasmBackendInternals;
     const out = kb.makeOutput(x.shape, "float32");
-    const n = x.shape.reduce((a, d) => a * d, 1);
+    const n = tf.util.sizeFromShape(x.shape);
     // Views after makeOutput: its malloc may have grown (and replaced) the heap's buffer.
     const buf = kb.wasm.HEAPU8.buffer;
     const xs = new Float32Array(buf, kb.dataIdMap.get(x.dataId).memoryOffset, n);

@@ -201,8 +201,8 @@ export function configureWasm(opts: { threads?: number } = {}): WasmSetup {
   const requested = requestedWasmThreads(opts.threads);
   const engine = tf.engine();
   const kernels = installWasmKernels();
-  const mm = kernels.length ? `; kernel fixes: ${kernels.join(", ")}` : "; stock kernels";
-  const single = (why: string): WasmSetup => ({ threads: 1, requested, binary: "simd", reason: why + mm, kernels });
+  const fixes = kernels.length ? `; kernel fixes: ${kernels.join(", ")}` : "; stock kernels";
+  const single = (why: string): WasmSetup => ({ threads: 1, requested, binary: "simd", reason: why + fixes, kernels });
   if (requested === 1) return (setup = single("single-threaded SIMD: 1 thread requested"));
   const why = threadsUnsupported();
   if (why) return (setup = single(`single-threaded SIMD: ${why}`));
@@ -210,7 +210,7 @@ export function configureWasm(opts: { threads?: number } = {}): WasmSetup {
 
   const stock = engine.registryFactory["wasm"];
   const threaded: WasmSetup = { threads: requested, requested, binary: "threaded-simd", reason: "", kernels };
-  threaded.reason = `threaded SIMD, ${requested} threads (${process.env.STUDY_WASM_THREADS ? "STUDY_WASM_THREADS" : opts.threads ? "caller" : `${coreCount()} cores`})${mm}`;
+  threaded.reason = `threaded SIMD, ${requested} threads (${process.env.STUDY_WASM_THREADS ? "STUDY_WASM_THREADS" : opts.threads ? "caller" : `${coreCount()} cores`})${fixes}`;
   setup = threaded;
   tf.removeBackend("wasm");
   tf.registerBackend(

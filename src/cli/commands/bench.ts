@@ -107,8 +107,10 @@ function torchVersion(): string | undefined {
 
 const fmt = (x: number | undefined, d = 1): string => (x === undefined ? "-" : x.toFixed(d));
 
+/** A case's identity across targets and the PyTorch reference. */
+const key = (r: BenchCase): string => `${r.model}|${r.batch}|${r.strategy}`;
+
 function table(rows: BenchRow[], torch: Map<string, BenchRow>): string {
-  const key = (r: BenchCase) => `${r.model}|${r.batch}|${r.strategy}`;
   const stock = new Map(rows.filter((r) => r.target === "wasm-stock").map((r) => [key(r), r]));
   const head = ["model", "batch", "strategy", "backend", "thr", "fwd img/s", "train img/s", "torch fwd", "torch train", "fwd ratio", "train ratio", "train vs stock"];
   const body: string[][] = [];
@@ -167,7 +169,6 @@ export const command: Command = {
     for (const n of notes) console.log(`note: ${n}`);
     const rows: BenchRow[] = [];
     const torchRows = new Map<string, BenchRow>();
-    const key = (r: BenchCase) => `${r.model}|${r.batch}|${r.strategy}`;
 
     const jsonFile = opt(args, "json");
     const saveJson = (): void => {

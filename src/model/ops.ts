@@ -1,14 +1,50 @@
 // LayerNorm and GELU as single taped ops with closed-form gradients.
 //
 // Written as compositions of tf ops, autodiff keeps every intermediate and runs ~25 small kernels
-// per LayerNorm backward and an erf gradient per GELU; here each forward saves two tensors and
-// each backward is a handful of kernels, which matters on the CPU backends (where a ViT training
-// step is bound by kernel count and memory traffic as much as by its matmuls). The values are the
-// same formulas as before (torch.nn.LayerNorm, exact erf GELU); test/model/ops.test.ts checks
-// values and gradients against plain autodiff on every backend.
+// per LayerNorm backward and an erf gradient per GELU. Here each is one op either way:
+//   - a fused kernel, where the backend registers one (the wasm backend does: one or two SIMD
+//     passes per op, runtime/wasm-kernels.ts), with the gradients registered below;
+//   - otherwise a tf.customGrad composition that saves two tensors and runs a handful of kernels
+//     in its closed-form backward.
+// The values are the formulas of torch.nn.LayerNorm and the exact erf GELU; test/model/ops.test.ts
+// checks values and gradients of both routes against plain autodiff on every backend.
 import * as tf from "@tensorflow/tfjs";
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/**
+ * Kernels a backend may provide for these ops. Inputs and outputs:
+ *   gelu: {x} -> y;  geluGrad: {x, dy} -> dx;
+ *   layerNorm: {x, weight, bias}, {eps} -> y;  layerNormGrad: {dy, x, weight}, {eps} -> [dx, dweight, dbias].
+ * They are used for float32 inputs whose last axis is a non-zero multiple of 4 (a SIMD vector).
+ */
+export const FusedKernel = {
+  gelu: "StudyGelu",
+  geluGrad: "StudyGeluGrad",
+  layerNorm: "StudyLayerNorm",
+  layerNormGrad: "StudyLayerNormGrad",
+} as const;
+
+tf.registerGradient({
+  kernelName: FusedKernel.gelu,
+  inputsToSave: ["x"],
+  gradFunc: (dy, saved) => ({ x: () => tf.engine().runKernel(FusedKernel.geluGrad, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor }),
+});
+
+tf.registerGradient({
+  kernelName: FusedKernel.layerNorm,
+  inputsToSave: ["x", "weight"],
+  gradFunc: (dy, saved, attrs) => {
+    const [dx, dweight, dbias] = tf.engine().runKernel(FusedKernel.layerNormGrad, { dy: dy as tf.Tensor, x: saved[0], weight: saved[1] }, attrs) as tf.Tensor[];
+    return { x: () => dx, weight: () => dweight, bias: () => dbias };
+  },
+});
+
+/** Whether the active backend has `kernel` and x fits the fused kernels' contract. */
+function fusable(kernel: string, x: tf.Tensor): boolean {
+  const d = x.shape[x.rank - 1];
+  return x.dtype === "float32" && x.rank > 0 && d > 0 && d % 4 === 0 && tf.getKernel(kernel, tf.getBackend()) !== undefined;
+}
 
 interface CustomOpResult {
   value: tf.Tensor;
@@ -20,26 +56,20 @@ function customOp<A extends tf.Tensor[]>(f: (...args: [...A, tf.GradSaveFunc]) =
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...args: A) => tf.Tensor;
 }
 
-/**
- * exp(z) for z <= 0. On wasm tf.exp is a scalar libm loop (~15x slower than its XNNPACK sigmoid),
- * so there it is sigmoid(z) / (1 - sigmoid(z)): well conditioned for z <= 0, where
- * 1 - sigmoid(z) >= 1/2.
- */
-function expNonPositive(z: tf.Tensor): tf.Tensor {
-  if (tf.getBackend() !== "wasm") return tf.exp(z);
-  const s = tf.sigmoid(z);
-  return tf.div(s, tf.sub(1, s));
+/** GELU with the exact erf: x * Phi(x). Gradient: Phi(x) + x * phi(x), phi the normal pdf. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return fusable(FusedKernel.gelu, x) ? (tf.engine().runKernel(FusedKernel.gelu, { x }) as tf.Tensor) : geluComposite(x);
 }
 
-/** GELU with the exact erf: x * Phi(x). Gradient: Phi(x) + x * phi(x), phi the normal pdf. */
-export const gelu = customOp<[tf.Tensor]>((x, save) => {
+/** GELU as a composition of tf ops (backends without the fused kernel). */
+export const geluComposite = customOp<[tf.Tensor]>((x, save) => {
   const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))); // Phi(x)
   save([x, cdf]);
   return {
     value: tf.mul(x, cdf),
     gradFunc: (dy, saved) => {
       const [xs, phi] = saved;
-      const pdf = tf.mul(expNonPositive(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI); // phi(x)
+      const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI); // phi(x)
       return [tf.mul(dy, tf.add(phi, tf.mul(xs, pdf)))];
     },
   };
@@ -57,6 +87,12 @@ function sumLeading(t: tf.Tensor): tf.Tensor1D {
  * rstd * (g - mean(g) - xhat * mean(g * xhat)).
  */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
+  if (fusable(FusedKernel.layerNorm, x)) return tf.engine().runKernel(FusedKernel.layerNorm, { x, weight, bias }, { eps }) as tf.Tensor;
+  return layerNormComposite(x, weight, bias, eps);
+}
+
+/** LayerNorm as a composition of tf ops (backends without the fused kernel). */
+export function layerNormComposite(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
   const op = customOp<[tf.Tensor, tf.Tensor, tf.Tensor]>((xi, w, b, save) => {
     const mean = tf.mean(xi, -1, true); // [...,1]
     const xc = tf.sub(xi, mean); // [...,D]

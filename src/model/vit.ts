@@ -236,12 +236,10 @@ export class ViT implements ImageModel {
     const { width: D, heads: Hn } = this.config;
     const [B, T] = x.shape;
     const hd = D / Hn;
-    // Only 4-D transposes: wasm has no fast path for 5-D ones (timm's [B,T,3,H,hd] -> [3,B,H,T,hd]
-    // cost more than all of the block's matmuls), and a column split of [B*T,3D] is slow too.
-    const qkv = this.linear(`blocks.${i}.attn.qkv`, x.reshape([B * T, D]), opts) // [B*T,3D]
-      .reshape([B * T, 3, Hn, hd])
-      .transpose([1, 0, 2, 3]); // [3,B*T,H,hd]
-    const [q, k, v] = tf.unstack(qkv).map((t) => t.reshape([B, T, Hn, hd]).transpose([0, 2, 1, 3]) as tf.Tensor4D); // each [B,H,T,hd]
+    // Split q, k, v before the head transpose: timm's 5-D [B,T,3,H,hd] -> [3,B,H,T,hd] has no
+    // fast path on wasm (it cost more than all of the block's matmuls); the split is a block copy.
+    const qkv = this.linear(`blocks.${i}.attn.qkv`, x.reshape([B * T, D]), opts).reshape([B * T, 3, D]); // [B*T,3,D]
+    const [q, k, v] = tf.unstack(qkv, 1).map((t) => t.reshape([B, T, Hn, hd]).transpose([0, 2, 1, 3]) as tf.Tensor4D); // each [B,H,T,hd]
     const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true); // [B,H,T,T]
     const o = tf.matMul(tf.softmax(scores), v) // [B,H,T,hd]
       .transpose([0, 2, 1, 3])

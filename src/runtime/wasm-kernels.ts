@@ -3,6 +3,8 @@
 // that a ViT training step hits; `study bench --cpu --profile` shows the per-kernel time,
 // STUDY_WASM_STOCK_KERNELS=1 the stock kernels (the "before" of the benchmark).
 import * as tf from "@tensorflow/tfjs";
+import { FusedKernel } from "../model/ops";
+import { loadSimdKernels, type SimdKernels, type WasmMemory } from "./wasm-simd";
 
 /** The internals of tfjs-backend-wasm's BackendWasm that the matmul route reaches into (4.22). */
 interface WasmBackendInternals {
@@ -13,6 +15,9 @@ interface WasmBackendInternals {
     /** The C kernel: ids of a, b and out, with rank-3 shapes as pointers to uint32 triples. */
     _BatchMatMul(aId: number, aShape: number, aRank: number, bId: number, bShape: number, bRank: number, transposeA: number, transposeB: number, outId: number): void;
     tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+    /** The heap: the emscripten Module keeps it here in the threaded build, as asm.memory otherwise. */
+    wasmMemory?: WasmMemory;
+    asm?: { memory?: WasmMemory };
   };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;
@@ -53,6 +58,19 @@ function sliceWiseMatMul(kb: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tenso
 }
 
 /**
+ * A batched product [n, M, K] x [n, K, N] in one call of the SIMD module (single-threaded, ~2x
+ * the throughput of the per-slice XNNPACK calls on two threads for attention-sized slices).
+ */
+function simdBatchMatMul(simd: SimdKernels, backend: tf.KernelBackend, a: tf.TensorInfo, b: tf.TensorInfo, n: number, M: number, K: number, N: number): tf.TensorInfo {
+  const out = makeOutput(backend, [n, M, N]);
+  simd.batchMatMul(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), n, M, K, N);
+  return out;
+}
+
+/** The SIMD module on the wasm backend's heap, once installSimdKernels has loaded it. */
+let simd: SimdKernels | undefined;
+
+/**
  * tfjs-backend-wasm 4.22 sends BatchMatMul to XNNPACK (SIMD, on the thread pool) only when neither
  * operand is transposed and neither has a batch; anything else runs a scalar triple loop that is
  * 6-20x slower and single-threaded (batch_mat_mul_impl.cc). A linear layer on PyTorch-layout
@@ -61,8 +79,10 @@ function sliceWiseMatMul(kb: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tenso
  *   - a transposed operand is first transposed (a copy, ~5% of the product's time);
  *   - an unbatched product then runs the XNNPACK product, as out^T = b^T a^T when the output is
  *     wider than tall (XNNPACK then packs the smaller operand);
- *   - a batched one (attention: [B*H, T, T] x [B*H, T, d]) runs one XNNPACK product per slice
- *     (sliceWiseMatMul), or a single one when only a is batched (fold its batch into rows).
+ *   - a batched one (attention: [B*H, T, T] x [B*H, T, d]) runs the SIMD module's batched product
+ *     once it is loaded (simdBatchMatMul, for M >= 4 and N >= 8), else one XNNPACK product per
+ *     slice (sliceWiseMatMul); a single XNNPACK product when only a is batched (its batch folds
+ *     into rows).
  * Broadcasts other than "b has no batch" keep the stock kernel. Results differ from the loop
  * only by summation order. Returns whether the route is in place.
  */
@@ -115,6 +135,8 @@ function routeMatMulsToXnnpack(): boolean {
           const a2 = reshaped(at, [1, nA * M, K]); // [1, nA*M, K]
           const b2 = reshaped(bt, [1, K, N]); // [1, K, N]
           out = orig.kernelFunc({ inputs: { a: a2, b: b2 }, backend, attrs: noTranspose }) as tf.TensorInfo;
+        } else if (simd && M >= 4 && N >= 8) {
+          out = simdBatchMatMul(simd, kb, at, bt, nA, M, K, N);
         } else {
           out = sliceWiseMatMul(backend as unknown as WasmBackendInternals, at, bt, nA, M, K, N);
         }
@@ -192,6 +214,173 @@ function fastErf(): boolean {
   };
   replaceKernel(orig, erf);
   return true;
+}
+
+/** Byte offset of a tensor's data in the wasm heap. */
+function heapOffset(backend: tf.KernelBackend, t: tf.TensorInfo): number {
+  return (backend as unknown as WasmBackendInternals).dataIdMap.get(t.dataId).memoryOffset;
+}
+
+function makeOutput(backend: tf.KernelBackend, shape: number[]): tf.TensorInfo {
+  return (backend as unknown as WasmBackendInternals).makeOutput(shape, "float32");
+}
+
+/**
+ * The fused GELU and LayerNorm kernels of model/ops (forward and backward) on the SIMD module.
+ * model/ops only calls them for float32 inputs whose last axis is a multiple of 4.
+ */
+function fusedKernels(simd: SimdKernels): tf.KernelConfig[] {
+  const rowsOf = (x: tf.TensorInfo): [number, number] => {
+    const d = x.shape[x.shape.length - 1];
+    return [tf.util.sizeFromShape(x.shape) / d, d];
+  };
+  type Inputs = Record<string, tf.TensorInfo>;
+  const kernel = (kernelName: string, run: (inputs: Inputs, backend: tf.KernelBackend, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelConfig => ({
+    kernelName,
+    backendName: "wasm",
+    kernelFunc: ({ inputs, backend, attrs }) => run(inputs as Inputs, backend as tf.KernelBackend, attrs ?? {}),
+  });
+  return [
+    kernel(FusedKernel.gelu, ({ x }, be) => {
+      const y = makeOutput(be, x.shape);
+      simd.gelu(heapOffset(be, x), heapOffset(be, y), tf.util.sizeFromShape(x.shape));
+      return y;
+    }),
+    kernel(FusedKernel.geluGrad, ({ x, dy }, be) => {
+      const dx = makeOutput(be, x.shape);
+      simd.geluGrad(heapOffset(be, x), heapOffset(be, dy), heapOffset(be, dx), tf.util.sizeFromShape(x.shape));
+      return dx;
+    }),
+    kernel(FusedKernel.layerNorm, ({ x, weight, bias }, be, { eps }) => {
+      const y = makeOutput(be, x.shape);
+      simd.layerNorm(heapOffset(be, x), heapOffset(be, weight), heapOffset(be, bias), heapOffset(be, y), ...rowsOf(x), eps as number);
+      return y;
+    }),
+    kernel(FusedKernel.layerNormGrad, ({ dy, x, weight }, be, { eps }) => {
+      const [rows, d] = rowsOf(x);
+      const dx = makeOutput(be, x.shape);
+      const dweight = makeOutput(be, [d]);
+      const dbias = makeOutput(be, [d]);
+      simd.layerNormGrad(heapOffset(be, dy), heapOffset(be, x), heapOffset(be, weight), heapOffset(be, dx), heapOffset(be, dweight), heapOffset(be, dbias), rows, d, eps as number);
+      return [dx, dweight, dbias];
+    }),
+  ];
+}
+
+/**
+ * Sum over every axis but the last (bias and LayerNorm-parameter gradients: [B, T, D] -> [D]):
+ * the stock kernel transposes the input and then reduces each column; this adds rows into one
+ * accumulator row with SIMD. Other reductions keep the stock kernel.
+ */
+function sumLeadingAxes(simd: SimdKernels): boolean {
+  const orig = tf.getKernel("Sum", "wasm");
+  if (!orig) return false;
+  const sum: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    const { axis, keepDims } = attrs as { axis: number | number[]; keepDims: boolean };
+    const rank = x.shape.length;
+    const d = x.shape[rank - 1];
+    const axes = [...tf.util.parseAxisParam(axis, x.shape)].sort((p, q) => p - q);
+    const leading = rank >= 2 && axes.length === rank - 1 && axes.every((a, i) => a === i);
+    if (!leading || x.dtype !== "float32" || d % 4 !== 0 || d === 0) return orig.kernelFunc({ inputs, backend, attrs });
+    const be = backend as tf.KernelBackend;
+    const out = makeOutput(be, keepDims ? [...x.shape.slice(0, -1).map(() => 1), d] : [d]);
+    simd.sumRows(heapOffset(be, x), heapOffset(be, out), tf.util.sizeFromShape(x.shape) / d, d);
+    return out;
+  };
+  replaceKernel(orig, sum);
+  return true;
+}
+
+/**
+ * Unpack, Pack and Concat as block copies inside the heap. The stock Unpack slices each output
+ * through readSync, which copies the whole input every time (13 ms to split a ViT-micro qkv
+ * tensor in three), and Concat/Pack copy one typed-array subarray per block from JS (one per row
+ * when stacking along axis 1). Other dtypes keep the stock kernels.
+ */
+function copyKernels(simd: SimdKernels): boolean {
+  const unpack = tf.getKernel("Unpack", "wasm");
+  const pack = tf.getKernel("Pack", "wasm");
+  const concat = tf.getKernel("Concat", "wasm");
+  if (!unpack || !pack || !concat) return false;
+  const size = tf.util.sizeFromShape;
+  const is32 = (t: tf.TensorInfo): boolean => t.dtype === "float32" || t.dtype === "int32";
+
+  replaceKernel(unpack, ({ inputs, backend, attrs }) => {
+    const { value } = inputs as { value: tf.TensorInfo };
+    if (!is32(value)) return unpack.kernelFunc({ inputs, backend, attrs });
+    const be = backend as tf.KernelBackend;
+    const axis = tf.util.parseAxisParam((attrs as { axis: number }).axis, value.shape)[0];
+    const n = value.shape[axis];
+    const outer = size(value.shape.slice(0, axis));
+    const inner = size(value.shape.slice(axis + 1));
+    const outShape = value.shape.filter((_, i) => i !== axis);
+    const src = heapOffset(be, value);
+    return Array.from({ length: n }, (_, i) => {
+      const out = (be as unknown as WasmBackendInternals).makeOutput(outShape, value.dtype as "float32");
+      if (inner > 0 && outer > 0) simd.copyBlocks(src + 4 * i * inner, 4 * n * inner, heapOffset(be, out), 4 * inner, outer, 4 * inner);
+      return out;
+    });
+  });
+
+  /** Concatenation along `axis` of same-rank tensors (shapes checked by the op). */
+  const concatAlong = (xs: tf.TensorInfo[], axis: number, be: tf.KernelBackend, outShape: number[]): tf.TensorInfo => {
+    const out = (be as unknown as WasmBackendInternals).makeOutput(outShape, xs[0].dtype as "float32");
+    const outer = size(outShape.slice(0, axis));
+    const rowBytes = 4 * size(outShape.slice(axis));
+    let offset = heapOffset(be, out);
+    for (const x of xs) {
+      const bytes = 4 * size(x.shape.slice(axis));
+      if (bytes > 0 && outer > 0) simd.copyBlocks(heapOffset(be, x), bytes, offset, rowBytes, outer, bytes);
+      offset += bytes;
+    }
+    return out;
+  };
+
+  replaceKernel(concat, ({ inputs, backend, attrs }) => {
+    const xs = inputs as unknown as tf.TensorInfo[];
+    if (xs.length < 2 || !xs.every((x) => x.dtype === xs[0].dtype && is32(x))) return concat.kernelFunc({ inputs, backend, attrs });
+    const axis = tf.util.parseAxisParam((attrs as { axis: number }).axis, xs[0].shape)[0];
+    const outShape = tf.backend_util.computeOutShape(xs.map((x) => x.shape), axis);
+    return concatAlong(xs, axis, backend as tf.KernelBackend, outShape);
+  });
+
+  replaceKernel(pack, ({ inputs, backend, attrs }) => {
+    const xs = inputs as unknown as tf.TensorInfo[];
+    if (xs.length < 2 || !xs.every((x) => x.dtype === xs[0].dtype && is32(x))) return pack.kernelFunc({ inputs, backend, attrs });
+    const rank = xs[0].shape.length + 1;
+    const axis = tf.util.parseAxisParam((attrs as { axis: number }).axis, new Array<number>(rank).fill(1))[0];
+    // Stacking is concatenation of [..., 1, ...]-expanded inputs: only the shapes change.
+    const expanded = xs.map((x) => ({ ...x, shape: [...x.shape.slice(0, axis), 1, ...x.shape.slice(axis)] }));
+    const outShape = [...xs[0].shape.slice(0, axis), xs.length, ...xs[0].shape.slice(axis)];
+    return concatAlong(expanded, axis, backend as tf.KernelBackend, outShape);
+  });
+  return true;
+}
+
+/**
+ * Assembles the SIMD module on the initialised wasm backend's heap and registers the kernels
+ * that use it: the fused ops of model/ops, Sum over leading axes and batched matmuls. Returns their names ([]
+ * with STUDY_WASM_STOCK_KERNELS=1). Throws when the module cannot be built (the caller says so
+ * and the ops keep their compositions).
+ */
+export async function installSimdKernels(backend: tf.KernelBackend): Promise<string[]> {
+  if (process.env.STUDY_WASM_STOCK_KERNELS === "1") return [];
+  const mod = (backend as unknown as WasmBackendInternals).wasm;
+  const memory = mod.wasmMemory ?? mod.asm?.memory;
+  if (!memory) throw new Error("the wasm backend exposes no WebAssembly.Memory");
+  const kernels = await loadSimdKernels(memory);
+  for (const k of fusedKernels(kernels)) {
+    if (tf.getKernel(k.kernelName, "wasm")) tf.unregisterKernel(k.kernelName, "wasm");
+    tf.registerKernel(k);
+  }
+  const names = ["gelu-layernorm-simd"];
+  if (sumLeadingAxes(kernels)) names.push("sum-leading-simd");
+  if (copyKernels(kernels)) names.push("pack-unpack-copy");
+  // The matmul route (installed earlier, when it is) picks this up for batched products.
+  if (installed?.includes("matmul-xnnpack")) names.push("batch-matmul-simd");
+  simd = kernels;
+  return names;
 }
 
 function replaceKernel(orig: tf.KernelConfig, kernelFunc: tf.KernelFunc): void {

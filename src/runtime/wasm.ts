@@ -21,7 +21,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { writeFileAtomic } from "../runs/atomic";
-import { installWasmKernels } from "./wasm-kernels";
+import { installSimdKernels, installWasmKernels } from "./wasm-kernels";
 
 type WasmPkg = typeof import("@tensorflow/tfjs-backend-wasm");
 type BackendWasmModule = ConstructorParameters<WasmPkg["BackendWasm"]>[0];
@@ -203,31 +203,42 @@ export function configureWasm(opts: { threads?: number } = {}): WasmSetup {
   const kernels = installWasmKernels();
   const fixes = kernels.length ? `; kernel fixes: ${kernels.join(", ")}` : "; stock kernels";
   const single = (why: string): WasmSetup => ({ threads: 1, requested, binary: "simd", reason: why + fixes, kernels });
-  if (requested === 1) return (setup = single("single-threaded SIMD: 1 thread requested"));
-  const why = threadsUnsupported();
-  if (why) return (setup = single(`single-threaded SIMD: ${why}`));
   if (engine.registry["wasm"]) return (setup = single("single-threaded SIMD: the stock wasm backend was already initialised"));
-
+  const why = requested === 1 ? "1 thread requested" : threadsUnsupported();
   const stock = engine.registryFactory["wasm"];
-  const threaded: WasmSetup = { threads: requested, requested, binary: "threaded-simd", reason: "", kernels };
-  threaded.reason = `threaded SIMD, ${requested} threads (${process.env.STUDY_WASM_THREADS ? "STUDY_WASM_THREADS" : opts.threads ? "caller" : `${coreCount()} cores`})${fixes}`;
-  setup = threaded;
+  const s: WasmSetup = why ? single(`single-threaded SIMD: ${why}`) : { threads: requested, requested, binary: "threaded-simd", reason: "", kernels };
+  if (!why) s.reason = `threaded SIMD, ${requested} threads (${process.env.STUDY_WASM_THREADS ? "STUDY_WASM_THREADS" : opts.threads ? "caller" : `${coreCount()} cores`})${fixes}`;
+  setup = s;
+
+  const threadedOrStock = async (): Promise<tf.KernelBackend> => {
+    if (why) return stock.factory() as Promise<tf.KernelBackend>;
+    try {
+      const backend = await createThreadedBackend(pkg, requested);
+      const got = pkg.getThreadsCount();
+      s.threads = got;
+      if (got !== requested) s.reason += `; XNNPACK runs ${got}`;
+      tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", got > 1);
+      return backend;
+    } catch (e) {
+      // Fall back to the stock single-threaded factory, saying why.
+      Object.assign(s, single(`single-threaded SIMD: threaded init failed (${errorText(e)})`));
+      return stock.factory() as Promise<tf.KernelBackend>;
+    }
+  };
   tf.removeBackend("wasm");
   tf.registerBackend(
     "wasm",
     async () => {
+      const backend = await threadedOrStock();
+      // The SIMD kernels work on the heap of this backend instance, so they load after it.
       try {
-        const backend = await createThreadedBackend(pkg, requested);
-        const got = pkg.getThreadsCount();
-        threaded.threads = got;
-        if (got !== requested) threaded.reason += `; XNNPACK runs ${got}`;
-        tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", got > 1);
-        return backend;
+        const added = await installSimdKernels(backend);
+        s.kernels = [...s.kernels, ...added];
+        if (added.length) s.reason += `${s.kernels.length === added.length ? "; kernel fixes: " : ", "}${added.join(", ")}`;
       } catch (e) {
-        // Fall back to the stock single-threaded factory, saying why.
-        Object.assign(threaded, single(`single-threaded SIMD: threaded init failed (${errorText(e)})`));
-        return stock.factory();
+        s.reason += `; SIMD kernels not loaded (${errorText(e)})`;
       }
+      return backend;
     },
     stock?.priority ?? 2,
   );

@@ -11,8 +11,11 @@ const cases: { a: number[]; b: number[] }[] = [
   { a: [37, 19], b: [19, 23] }, // unbatched, tall output: XNNPACK after explicit transposes
   { a: [11, 19], b: [19, 40] }, // unbatched, wide output: computed as (b^T a^T)^T
   { a: [1, 37, 19], b: [1, 19, 23] }, // batch of one: the same route
-  { a: [3, 37, 19], b: [3, 19, 23] }, // batched: one XNNPACK product per slice, on views
+  { a: [3, 37, 19], b: [3, 19, 23] }, // batched: the SIMD module's batched product
   { a: [2, 3, 17, 8], b: [2, 3, 8, 17] }, // 4-D batch (attention's [B,H,T,d])
+  { a: [3, 6, 1], b: [3, 1, 9] }, // batched, inner size 1
+  { a: [3, 37, 19], b: [3, 19, 5] }, // batched, fewer than 8 columns: one XNNPACK product per slice
+  { a: [4, 3, 9], b: [4, 9, 12] }, // batched, fewer than 4 rows: the same
   { a: [3, 37, 19], b: [19, 23] }, // only a batched: folded into one product
   { a: [1, 37, 19], b: [3, 19, 23] }, // a broadcast over b's batch: the stock kernel
 ];
@@ -45,6 +48,7 @@ test("wasm matMul equals cpu for every transpose combination", async () => {
       }
     }
     assert.ok(wasmSetup()?.kernels.includes("matmul-xnnpack"));
+    assert.ok(wasmSetup()?.kernels.includes("batch-matmul-simd"), `kernel fixes: ${wasmSetup()?.kernels}`);
   } finally {
     if (saved !== undefined) process.env.STUDY_WASM_STOCK_KERNELS = saved;
   }

@@ -5,6 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { FusedKernel } from "../model/ops";
 import { loadSimdKernels, type SimdKernels, type WasmMemory } from "./wasm-simd";
+import { SimdMatMulPool } from "./wasm-simd-pool";
 
 /** The internals of tfjs-backend-wasm's BackendWasm that the matmul route reaches into (4.22). */
 interface WasmBackendInternals {
@@ -58,17 +59,10 @@ function sliceWiseMatMul(kb: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tenso
 }
 
 /**
- * A batched product [n, M, K] x [n, K, N] in one call of the SIMD module (single-threaded, ~2x
- * the throughput of the per-slice XNNPACK calls on two threads for attention-sized slices).
+ * The SIMD module's matmul, on the calling thread and the pool's workers (threaded build) or on
+ * the calling thread alone. Set by installSimdKernels once the module is loaded.
  */
-function simdBatchMatMul(simd: SimdKernels, backend: tf.KernelBackend, a: tf.TensorInfo, b: tf.TensorInfo, n: number, M: number, K: number, N: number): tf.TensorInfo {
-  const out = makeOutput(backend, [n, M, N]);
-  simd.batchMatMul(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), n, M, K, N);
-  return out;
-}
-
-/** The SIMD module on the wasm backend's heap, once installSimdKernels has loaded it. */
-let simd: SimdKernels | undefined;
+let simdMatMul: ((a: number, b: number, out: number, n: number, m: number, k: number, nc: number) => void) | undefined;
 
 /**
  * tfjs-backend-wasm 4.22 sends BatchMatMul to XNNPACK (SIMD, on the thread pool) only when neither
@@ -76,13 +70,13 @@ let simd: SimdKernels | undefined;
  * 6-20x slower and single-threaded (batch_mat_mul_impl.cc). A linear layer on PyTorch-layout
  * weights (x W^T), both gradients of every matmul (dy W, x^T dy) and every attention product take
  * that path. This wraps the kernel so that
- *   - a transposed operand is first transposed (a copy, ~5% of the product's time);
- *   - an unbatched product then runs the XNNPACK product, as out^T = b^T a^T when the output is
- *     wider than tall (XNNPACK then packs the smaller operand);
- *   - a batched one (attention: [B*H, T, T] x [B*H, T, d]) runs the SIMD module's batched product
- *     once it is loaded (simdBatchMatMul, for M >= 4 and N >= 8), else one XNNPACK product per
- *     slice (sliceWiseMatMul); a single XNNPACK product when only a is batched (its batch folds
- *     into rows).
+ *   - a transposed operand is first transposed (a copy, ~5% of the product's time), and an
+ *     unbatched product wider than tall is computed as out^T = b^T a^T (the weight gradient
+ *     x^T dy then needs no transpose of x, and the product runs on long rows);
+ *   - the product itself runs the SIMD module's matmul once it is loaded (for M >= 4, N >= 8:
+ *     ~1.5x XNNPACK's throughput on these shapes, and batched products in one call), else
+ *     XNNPACK: one product, with a's batch folded into rows when b has none, or one per slice
+ *     (sliceWiseMatMul).
  * Broadcasts other than "b has no batch" keep the stock kernel. Results differ from the loop
  * only by summation order. Returns whether the route is in place.
  */
@@ -99,9 +93,8 @@ function routeMatMulsToXnnpack(): boolean {
     const batchB = b.shape.slice(0, -2);
     const nA = size(batchA);
     const nB = size(batchB);
-    const plain = !transposeA && !transposeB && nA === 1 && nB === 1;
     const sameBatch = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
-    if (plain || !(sameBatch || nB === 1) || size(a.shape) === 0 || size(b.shape) === 0) return orig.kernelFunc({ inputs, backend, attrs });
+    if (!(sameBatch || nB === 1) || size(a.shape) === 0 || size(b.shape) === 0) return orig.kernelFunc({ inputs, backend, attrs });
 
     const kb = backend as tf.KernelBackend;
     const temps: tf.TensorInfo[] = [];
@@ -118,28 +111,31 @@ function routeMatMulsToXnnpack(): boolean {
     const N = transposeB ? last(b, 2) : last(b, 1);
     const outShape = [...(nA >= nB ? batchA : batchB), M, N];
     const noTranspose = { ...attrs, transposeA: false, transposeB: false };
+    const float = a.dtype === "float32" && b.dtype === "float32";
+
+    /** x [n, m, k] times y [n|1, k, nc], neither transposed: a new [n, m, nc] (or [1, n*m, nc]). */
+    const product = (x: tf.TensorInfo, y: tf.TensorInfo, n: number, nY: number, m: number, k: number, nc: number): tf.TensorInfo => {
+      if (nY === 1 && n > 1) return product(reshaped(x, [1, n * m, k]), y, 1, 1, n * m, k, nc); // b has no batch: fold a's into rows
+      if (simdMatMul && float && m >= 4 && nc >= 8) {
+        const out = makeOutput(kb, [n, m, nc]);
+        simdMatMul(heapOffset(kb, x), heapOffset(kb, y), heapOffset(kb, out), n, m, k, nc);
+        return out;
+      }
+      if (n === 1) return orig.kernelFunc({ inputs: { a: reshaped(x, [1, m, k]), b: reshaped(y, [1, k, nc]) }, backend, attrs: noTranspose }) as tf.TensorInfo;
+      return sliceWiseMatMul(backend as unknown as WasmBackendInternals, x, y, n, m, k, nc);
+    };
+
     try {
       let out: tf.TensorInfo;
-      if (nA === 1 && nB === 1 && N > M) {
-        // Wide output (a weight gradient x^T dy): XNNPACK packs its second operand on every call,
-        // and packing costs more than transposing, so pack the smaller one: out^T = b^T a^T.
+      if (nA === 1 && nB === 1 && N > M && (transposeA || transposeB)) {
+        // Wide output (a weight gradient x^T dy): out^T = b^T a^T.
         const bT = transposeB ? b : keep(swapLast(b)); // [N,K]
         const aT = transposeA ? a : keep(swapLast(a)); // [K,M]
-        const outT = keep(orig.kernelFunc({ inputs: { a: bT, b: aT }, backend, attrs: noTranspose }) as tf.TensorInfo); // [N,M]
-        out = swapLast(outT); // [M,N]
+        out = swapLast(keep(product(bT, aT, 1, 1, N, K, M))); // [M,N]
       } else {
         const at = transposeA ? keep(swapLast(a)) : a; // [...batch, M, K]
         const bt = transposeB ? keep(swapLast(b)) : b; // [...batch|-, K, N]
-        if (nB === 1) {
-          // b has no batch: a's batch folds into rows, one XNNPACK product.
-          const a2 = reshaped(at, [1, nA * M, K]); // [1, nA*M, K]
-          const b2 = reshaped(bt, [1, K, N]); // [1, K, N]
-          out = orig.kernelFunc({ inputs: { a: a2, b: b2 }, backend, attrs: noTranspose }) as tf.TensorInfo;
-        } else if (simd && M >= 4 && N >= 8) {
-          out = simdBatchMatMul(simd, kb, at, bt, nA, M, K, N);
-        } else {
-          out = sliceWiseMatMul(backend as unknown as WasmBackendInternals, at, bt, nA, M, K, N);
-        }
+        out = product(at, bt, nA, nB, M, K, N);
       }
       const final = reshape.kernelFunc({ inputs: { x: out }, backend, attrs: { shape: outShape } }) as tf.TensorInfo;
       kb.disposeData(out.dataId);
@@ -360,16 +356,17 @@ function copyKernels(simd: SimdKernels): boolean {
 
 /**
  * Assembles the SIMD module on the initialised wasm backend's heap and registers the kernels
- * that use it: the fused ops of model/ops, Sum over leading axes and batched matmuls. Returns their names ([]
- * with STUDY_WASM_STOCK_KERNELS=1). Throws when the module cannot be built (the caller says so
- * and the ops keep their compositions).
+ * that use it: the fused ops of model/ops, Sum over leading axes, copies and (through the matmul
+ * route) matmuls, the latter split over `threads` threads when the heap is shared. Returns their
+ * names ([] with STUDY_WASM_STOCK_KERNELS=1). Throws when the module cannot be built (the caller
+ * says so, and the ops keep their compositions).
  */
-export async function installSimdKernels(backend: tf.KernelBackend): Promise<string[]> {
+export async function installSimdKernels(backend: tf.KernelBackend, threads: number): Promise<string[]> {
   if (process.env.STUDY_WASM_STOCK_KERNELS === "1") return [];
   const mod = (backend as unknown as WasmBackendInternals).wasm;
   const memory = mod.wasmMemory ?? mod.asm?.memory;
   if (!memory) throw new Error("the wasm backend exposes no WebAssembly.Memory");
-  const kernels = await loadSimdKernels(memory);
+  const { kernels, module } = await loadSimdKernels(memory);
   for (const k of fusedKernels(kernels)) {
     if (tf.getKernel(k.kernelName, "wasm")) tf.unregisterKernel(k.kernelName, "wasm");
     tf.registerKernel(k);
@@ -377,9 +374,18 @@ export async function installSimdKernels(backend: tf.KernelBackend): Promise<str
   const names = ["gelu-layernorm-simd"];
   if (sumLeadingAxes(kernels)) names.push("sum-leading-simd");
   if (copyKernels(kernels)) names.push("pack-unpack-copy");
-  // The matmul route (installed earlier, when it is) picks this up for batched products.
-  if (installed?.includes("matmul-xnnpack")) names.push("batch-matmul-simd");
-  simd = kernels;
+  if (installed?.includes("matmul-xnnpack")) {
+    const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+    if (shared && threads > 1) {
+      // Control blocks live in the heap (the workers see only it); never freed, like the pool.
+      const pool = new SimdMatMulPool(kernels, module, memory, mod._malloc(SimdMatMulPool.controlBytes(threads - 1)) >>> 0, threads - 1);
+      simdMatMul = (...args) => pool.batchMatMul(...args);
+      names.push(`matmul-simd-${threads}-threads`);
+    } else {
+      simdMatMul = (...args) => kernels.batchMatMul(...args);
+      names.push("matmul-simd");
+    }
+  }
   return names;
 }
 

@@ -266,10 +266,11 @@ export function simdKernelsWat(shared: boolean): string {
 }
 
 /**
- * Assembles the module and instantiates it on `memory` (the wasm backend's heap). Async because
- * the assembler (wabt) starts asynchronously; instantiation itself is synchronous.
+ * Assembles the module and instantiates it on `memory` (the wasm backend's heap); returns its
+ * exports and the compiled module (for worker threads). Async because the assembler (wabt)
+ * starts asynchronously; instantiation itself is synchronous.
  */
-export async function loadSimdKernels(memory: WasmMemory): Promise<SimdKernels> {
+export async function loadSimdKernels(memory: WasmMemory): Promise<{ kernels: SimdKernels; module: object }> {
   const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
   const wabt = await (require("wabt") as () => Promise<WabtModule>)();
   const features = { simd: true, threads: shared, bulk_memory: true, sat_float_to_int: true };
@@ -277,8 +278,9 @@ export async function loadSimdKernels(memory: WasmMemory): Promise<SimdKernels> 
   try {
     parsed.validate(features);
     const { buffer } = parsed.toBinary({});
-    const instance = new wasmApi.Instance(new wasmApi.Module(buffer), { env: { memory } });
-    return instance.exports as unknown as SimdKernels;
+    const module = new wasmApi.Module(buffer);
+    const instance = new wasmApi.Instance(module, { env: { memory } });
+    return { kernels: instance.exports as unknown as SimdKernels, module };
   } finally {
     parsed.destroy();
   }

@@ -232,7 +232,7 @@ export function configureWasm(opts: { threads?: number } = {}): WasmSetup {
       const backend = await threadedOrStock();
       // The SIMD kernels work on the heap of this backend instance, so they load after it.
       try {
-        const added = await installSimdKernels(backend);
+        const added = await installSimdKernels(backend, s.threads);
         s.kernels = [...s.kernels, ...added];
         if (added.length) s.reason += `${s.kernels.length === added.length ? "; kernel fixes: " : ", "}${added.join(", ")}`;
       } catch (e) {

@@ -19,6 +19,11 @@ async function main(): Promise<void> {
   const b64 = (t: tf.Tensor): string => Buffer.from(new Float32Array(t.dataSync()).buffer).toString("base64");
   const out: Record<string, string> = { loss: b64(value), logits: b64(model.logits(x)) };
   for (const [name, v] of model.params) out[`grad:${name}`] = b64(grads[v.name]);
+  // Products the SIMD matmul splits over threads by row blocks (one slice, 37 rows) and by
+  // slices (five): each output element comes from one thread, so these must match bit for bit.
+  for (const [a, b] of [[[37, 19], [19, 23]], [[5, 9, 7], [5, 7, 12]], [[2, 130, 16], [2, 16, 65]]]) {
+    out[`matmul:${a}x${b}`] = b64(tf.matMul(tf.randomNormal(a, 0, 1, "float32", 3), tf.randomNormal(b, 0, 1, "float32", 4)));
+  }
   console.log(JSON.stringify({ reason: report.reason, setup: wasmSetup(), out }));
 }
 

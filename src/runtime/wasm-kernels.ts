@@ -59,26 +59,27 @@ function sliceWiseMatMul(kb: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tenso
 }
 
 /**
- * The SIMD module's matmul, on the calling thread and the pool's workers (threaded build) or on
- * the calling thread alone. Set by installSimdKernels once the module is loaded.
+ * The SIMD module's matmul (SimdKernels.batchMatMul), on the calling thread and the pool's workers
+ * (threaded build) or on the calling thread alone. Set by installSimdKernels once it is loaded.
  */
-let simdMatMul: ((a: number, b: number, out: number, n: number, m: number, k: number, nc: number) => void) | undefined;
+let simdMatMul: ((a: number, b: number, out: number, n: number, m: number, k: number, nc: number, aRow: number, aK: number, kc: number) => void) | undefined;
+
+/** k-block of the SIMD matmul: panels of 256 x 8 floats of b and 4 x 256 of a stay in L1/L2. */
+const K_BLOCK = 256;
 
 /**
  * tfjs-backend-wasm 4.22 sends BatchMatMul to XNNPACK (SIMD, on the thread pool) only when neither
  * operand is transposed and neither has a batch; anything else runs a scalar triple loop that is
  * 6-20x slower and single-threaded (batch_mat_mul_impl.cc). A linear layer on PyTorch-layout
  * weights (x W^T), both gradients of every matmul (dy W, x^T dy) and every attention product take
- * that path. This wraps the kernel so that
- *   - a transposed operand is first transposed (a copy, ~5% of the product's time), and an
- *     unbatched product wider than tall is computed as out^T = b^T a^T (the weight gradient
- *     x^T dy then needs no transpose of x, and the product runs on long rows);
- *   - the product itself runs the SIMD module's matmul once it is loaded (for M >= 4, N >= 8:
- *     ~1.5x XNNPACK's throughput on these shapes, and batched products in one call), else
- *     XNNPACK: one product, with a's batch folded into rows when b has none, or one per slice
- *     (sliceWiseMatMul).
- * Broadcasts other than "b has no batch" keep the stock kernel. Results differ from the loop
- * only by summation order. Returns whether the route is in place.
+ * that path. This wraps the kernel so that every float32 product with M >= 4 and N >= 8 runs the
+ * SIMD module's matmul once it is loaded (~1.5x XNNPACK's throughput on these shapes, batched
+ * products in one call, a^T b without transposing a, b transposed first: a copy of ~5% of the
+ * product's time). Otherwise (the module not loaded, or thin products) transposed operands are
+ * transposed first and XNNPACK runs: one product (a's batch folded into rows when b has none; out^T
+ * = b^T a^T when the output is wider than tall, so that XNNPACK packs the smaller operand) or one
+ * per slice (sliceWiseMatMul). Broadcasts other than "b has no batch" keep the stock kernel.
+ * Results differ from the loop only by summation order. Returns whether the route is in place.
  */
 function routeMatMulsToXnnpack(): boolean {
   const orig = tf.getKernel("BatchMatMul", "wasm");
@@ -95,6 +96,12 @@ function routeMatMulsToXnnpack(): boolean {
     const nB = size(batchB);
     const sameBatch = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
     if (!(sameBatch || nB === 1) || size(a.shape) === 0 || size(b.shape) === 0) return orig.kernelFunc({ inputs, backend, attrs });
+    const last = (t: tf.TensorInfo, i: number): number => t.shape[t.shape.length - i];
+    const M = transposeA ? last(a, 1) : last(a, 2);
+    const K = transposeA ? last(a, 2) : last(a, 1);
+    const N = transposeB ? last(b, 2) : last(b, 1);
+    const simd = simdMatMul !== undefined && a.dtype === "float32" && b.dtype === "float32" && M >= 4 && N >= 8;
+    if (!simd && !transposeA && !transposeB && nA === 1 && nB === 1) return orig.kernelFunc({ inputs, backend, attrs }); // XNNPACK's own path
 
     const kb = backend as tf.KernelBackend;
     const temps: tf.TensorInfo[] = [];
@@ -105,37 +112,33 @@ function routeMatMulsToXnnpack(): boolean {
       return transpose.kernelFunc({ inputs: { x: t }, backend, attrs: { perm } }) as tf.TensorInfo;
     };
     const reshaped = (t: tf.TensorInfo, shape: number[]): tf.TensorInfo => keep(reshape.kernelFunc({ inputs: { x: t }, backend, attrs: { shape } }) as tf.TensorInfo);
-    const last = (t: tf.TensorInfo, i: number): number => t.shape[t.shape.length - i];
-    const M = transposeA ? last(a, 1) : last(a, 2);
-    const K = transposeA ? last(a, 2) : last(a, 1);
-    const N = transposeB ? last(b, 2) : last(b, 1);
     const outShape = [...(nA >= nB ? batchA : batchB), M, N];
     const noTranspose = { ...attrs, transposeA: false, transposeB: false };
-    const float = a.dtype === "float32" && b.dtype === "float32";
 
-    /** x [n, m, k] times y [n|1, k, nc], neither transposed: a new [n, m, nc] (or [1, n*m, nc]). */
-    const product = (x: tf.TensorInfo, y: tf.TensorInfo, n: number, nY: number, m: number, k: number, nc: number): tf.TensorInfo => {
-      if (nY === 1 && n > 1) return product(reshaped(x, [1, n * m, k]), y, 1, 1, n * m, k, nc); // b has no batch: fold a's into rows
-      if (simdMatMul && float && m >= 4 && nc >= 8) {
-        const out = makeOutput(kb, [n, m, nc]);
-        simdMatMul(heapOffset(kb, x), heapOffset(kb, y), heapOffset(kb, out), n, m, k, nc);
-        return out;
-      }
-      if (n === 1) return orig.kernelFunc({ inputs: { a: reshaped(x, [1, m, k]), b: reshaped(y, [1, k, nc]) }, backend, attrs: noTranspose }) as tf.TensorInfo;
-      return sliceWiseMatMul(backend as unknown as WasmBackendInternals, x, y, n, m, k, nc);
+    /** x [n, m, k] (stored [n, k, m] when xT) times y [n, k, nc] on the SIMD module: a new [n, m, nc]. */
+    const simdProduct = (x: tf.TensorInfo, xT: boolean, y: tf.TensorInfo, n: number, m: number, k: number, nc: number): tf.TensorInfo => {
+      const out = makeOutput(kb, [n, m, nc]);
+      const kc = m % 4 === 0 && nc % 8 === 0 ? K_BLOCK : k; // k-blocks need non-overlapping output blocks
+      simdMatMul!(heapOffset(kb, x), heapOffset(kb, y), heapOffset(kb, out), n, m, k, nc, xT ? 4 : 4 * k, xT ? 4 * m : 4, kc);
+      return out;
     };
 
     try {
       let out: tf.TensorInfo;
-      if (nA === 1 && nB === 1 && N > M && (transposeA || transposeB)) {
-        // Wide output (a weight gradient x^T dy): out^T = b^T a^T.
+      const bt = (): tf.TensorInfo => (transposeB ? keep(swapLast(b)) : b); // [...batch|-, K, N]
+      const at = (): tf.TensorInfo => (transposeA ? keep(swapLast(a)) : a); // [...batch, M, K]
+      if (simd) {
+        // b without a batch: a's batch folds into rows (a untransposed, so that its rows are contiguous).
+        out = nB === 1 && nA > 1 ? simdProduct(at(), false, bt(), 1, nA * M, K, N) : simdProduct(a, transposeA, bt(), nA, M, K, N);
+      } else if (nA === 1 && nB === 1 && N > M) {
+        // Wide output: XNNPACK packs its second operand on every call, so pack the smaller one: out^T = b^T a^T.
         const bT = transposeB ? b : keep(swapLast(b)); // [N,K]
         const aT = transposeA ? a : keep(swapLast(a)); // [K,M]
-        out = swapLast(keep(product(bT, aT, 1, 1, N, K, M))); // [M,N]
+        out = swapLast(keep(orig.kernelFunc({ inputs: { a: bT, b: aT }, backend, attrs: noTranspose }) as tf.TensorInfo)); // [M,N]
+      } else if (nB === 1) {
+        out = orig.kernelFunc({ inputs: { a: reshaped(at(), [1, nA * M, K]), b: reshaped(bt(), [1, K, N]) }, backend, attrs: noTranspose }) as tf.TensorInfo;
       } else {
-        const at = transposeA ? keep(swapLast(a)) : a; // [...batch, M, K]
-        const bt = transposeB ? keep(swapLast(b)) : b; // [...batch|-, K, N]
-        out = product(at, bt, nA, nB, M, K, N);
+        out = sliceWiseMatMul(backend as unknown as WasmBackendInternals, at(), bt(), nA, M, K, N);
       }
       const final = reshape.kernelFunc({ inputs: { x: out }, backend, attrs: { shape: outShape } }) as tf.TensorInfo;
       kb.disposeData(out.dataId);

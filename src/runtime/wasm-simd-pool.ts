@@ -13,7 +13,7 @@ import type { SimdKernels, WasmMemory } from "./wasm-simd";
 const SEQ = 0;
 const DONE = 1;
 const FAILED = 2;
-const ARGS = 3; // a, b, out, n, m, k, nc
+const ARGS = 3; // a, b, out, n, m, k, nc, aRow, aK, kc
 const SLOTS = 16;
 const WAIT_MS = 60_000;
 
@@ -30,7 +30,7 @@ for (;;) {
   seen = Atomics.load(c, ${SEQ});
   if (seen < 0) break;
   try {
-    k.batchMatMul(c[${ARGS}], c[${ARGS + 1}], c[${ARGS + 2}], c[${ARGS + 3}], c[${ARGS + 4}], c[${ARGS + 5}], c[${ARGS + 6}]);
+    k.batchMatMul(...c.subarray(${ARGS}, ${ARGS + 10}));
   } catch (e) {
     Atomics.store(c, ${FAILED}, 1);
   }
@@ -38,7 +38,7 @@ for (;;) {
   Atomics.notify(c, ${DONE});
 }`;
 
-type Part = [a: number, b: number, out: number, n: number, m: number, k: number, nc: number];
+type Part = [a: number, b: number, out: number, n: number, m: number, k: number, nc: number, aRow: number, aK: number, kc: number];
 
 export class SimdMatMulPool {
   private readonly controls: Int32Array[];
@@ -75,9 +75,9 @@ export class SimdMatMulPool {
     return this.workers.length + 1;
   }
 
-  /** out = a b for a [n, m, k], b [n, k, nc] (byte offsets); m >= 4, nc >= 8, k >= 1. */
-  batchMatMul(a: number, b: number, out: number, n: number, m: number, k: number, nc: number): void {
-    const parts = this.split(a, b, out, n, m, k, nc);
+  /** SimdKernels.batchMatMul, split over the threads. */
+  batchMatMul(a: number, b: number, out: number, n: number, m: number, k: number, nc: number, aRow: number, aK: number, kc: number): void {
+    const parts = this.split([a, b, out, n, m, k, nc, aRow, aK, kc]);
     const seq = ++this.seq;
     for (let i = 0; i < parts.length - 1; i++) {
       const c = this.controls[i];
@@ -98,14 +98,15 @@ export class SimdMatMulPool {
   }
 
   /** Up to `threads` parts: whole slices when there are enough of them, else blocks of rows. */
-  private split(a: number, b: number, out: number, n: number, m: number, k: number, nc: number): Part[] {
+  private split(whole: Part): Part[] {
+    const [a, b, out, n, m, k, nc, aRow, aK, kc] = whole;
     const t = this.threads;
-    if (t === 1) return [[a, b, out, n, m, k, nc]];
+    if (t === 1) return [whole];
     if (n >= t) {
       const parts: Part[] = [];
       for (let i = 0, s0 = 0; i < t; i++) {
         const s1 = Math.round((n * (i + 1)) / t);
-        if (s1 > s0) parts.push([a + 4 * s0 * m * k, b + 4 * s0 * k * nc, out + 4 * s0 * m * nc, s1 - s0, m, k, nc]);
+        if (s1 > s0) parts.push([a + 4 * s0 * m * k, b + 4 * s0 * k * nc, out + 4 * s0 * m * nc, s1 - s0, m, k, nc, aRow, aK, kc]);
         s0 = s1;
       }
       return parts;
@@ -118,10 +119,10 @@ export class SimdMatMulPool {
       for (let i = 0; i < rowParts; i++) {
         const r0 = 4 * Math.floor((blocks * i) / rowParts);
         const r1 = i === rowParts - 1 ? m : 4 * Math.floor((blocks * (i + 1)) / rowParts);
-        parts.push([a + 4 * (s * m + r0) * k, b + 4 * s * k * nc, out + 4 * (s * m + r0) * nc, 1, r1 - r0, k, nc]);
+        parts.push([a + 4 * s * m * k + r0 * aRow, b + 4 * s * k * nc, out + 4 * (s * m + r0) * nc, 1, r1 - r0, k, nc, aRow, aK, kc]);
       }
     }
-    return parts.length <= t ? parts : [[a, b, out, n, m, k, nc]];
+    return parts.length <= t ? parts : [whole];
   }
 
   /** Stops the workers. */

@@ -39,8 +39,12 @@ export interface SimdKernels {
   sumRows(x: number, out: number, rows: number, d: number): void;
   /** Copies `count` blocks of `bytes` bytes: block c from src + c * srcStride to dst + c * dstStride. */
   copyBlocks(src: number, srcStride: number, dst: number, dstStride: number, count: number, bytes: number): void;
-  /** out[s] = a[s] b[s] for a [n, m, k], b [n, k, nc], out [n, m, nc]; needs m >= 4, nc >= 8, k >= 1. */
-  batchMatMul(a: number, b: number, out: number, n: number, m: number, k: number, nc: number): void;
+  /**
+   * out[s] = a[s] b[s] for b [n, k, nc], out [n, m, nc] and a's slices m x k with element (i, q) at
+   * byte aRow * i + aK * q (4k and 4 for [n, m, k]; 4 and 4m for a^T stored as [n, k, m]). Runs in
+   * k-blocks of kc (kc = k: none; kc < k only when m % 4 = nc % 8 = 0). Needs m >= 4, nc >= 8, k >= 1.
+   */
+  batchMatMul(a: number, b: number, out: number, n: number, m: number, k: number, nc: number, aRow: number, aK: number, kc: number): void;
 }
 
 /** A float constant in all four lanes. */
@@ -210,46 +214,58 @@ export function simdKernelsWat(shared: boolean): string {
       ${columns(`(v128.store ${at("$out", "$k")} (f32x4.add ${load(at("$out", "$k"))} ${load(at("$row", "$k"))}))`)}
       (br_if $rowLoop (i32.lt_u (local.tee $r (i32.add (local.get $r) (i32.const 1))) (local.get $rows)))))
   ;; Each slice in blocks of 4 rows x 8 columns held in eight accumulators; per k, two vectors of b
-  ;; and four broadcast scalars of a. The last row (column) block starts at m - 4 (nc - 8): it
-  ;; recomputes some outputs of the previous block, with the same summation order.
+  ;; and four broadcast scalars of a (a's layout is given by its strides, so a^T b needs no
+  ;; transpose). The last row (column) block starts at m - 4 (nc - 8): it recomputes some outputs
+  ;; of the previous block, with the same summation order. With kc < k the products run in
+  ;; k-blocks of kc (operand panels that stay in cache), adding into the output: that needs blocks
+  ;; that do not overlap (m % 4 = nc % 8 = 0).
   (func (export "batchMatMul") (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $m i32) (param $k i32) (param $nc i32)
-    (local $s i32) (local $i i32) (local $j i32) (local $kk i32) (local $i0 i32) (local $j0 i32)
-    (local $rowA i32) (local $rowA2 i32) (local $rowA3 i32) (local $rowB i32) (local $pa i32) (local $pb i32) (local $po i32)
+    (param $aRow i32) (param $aK i32) (param $kc i32)
+    (local $s i32) (local $i i32) (local $j i32) (local $kk i32) (local $i0 i32) (local $j0 i32) (local $k0 i32)
+    (local $rowA2 i32) (local $rowA3 i32) (local $rowB i32) (local $pa i32) (local $pb i32) (local $po i32)
     (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $c4 v128) (local $c5 v128) (local $c6 v128) (local $c7 v128)
     (local $b0 v128) (local $b1 v128) (local $x v128)
-    (local.set $rowA (i32.shl (local.get $k) (i32.const 2)))
-    (local.set $rowA2 (i32.shl (local.get $k) (i32.const 3)))
-    (local.set $rowA3 (i32.mul (local.get $k) (i32.const 12)))
+    (local.set $rowA2 (i32.shl (local.get $aRow) (i32.const 1)))
+    (local.set $rowA3 (i32.mul (local.get $aRow) (i32.const 3)))
     (local.set $rowB (i32.shl (local.get $nc) (i32.const 2)))
     (loop $slice
-      (local.set $i (i32.const 0))
-      (loop $rows
-        (local.set $i0 (select (local.get $i) (i32.sub (local.get $m) (i32.const 4))
-          (i32.lt_u (local.get $i) (i32.sub (local.get $m) (i32.const 4)))))
-        (local.set $j (i32.const 0))
-        (loop $cols
-          (local.set $j0 (select (local.get $j) (i32.sub (local.get $nc) (i32.const 8))
-            (i32.lt_u (local.get $j) (i32.sub (local.get $nc) (i32.const 8)))))
-          ${[0, 1, 2, 3, 4, 5, 6, 7].map((c) => `(local.set $c${c} (v128.const i32x4 0 0 0 0))`).join(" ")}
-          (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $i0) (local.get $rowA))))
-          (local.set $pb (i32.add (local.get $b) (i32.shl (local.get $j0) (i32.const 2))))
-          (local.set $kk (local.get $k))
-          (loop $inner
-            (local.set $b0 (v128.load (local.get $pb)))
-            (local.set $b1 (v128.load offset=16 (local.get $pb)))
-            ${[["(local.get $pa)", 0], ["(i32.add (local.get $pa) (local.get $rowA))", 2], ["(i32.add (local.get $pa) (local.get $rowA2))", 4], ["(i32.add (local.get $pa) (local.get $rowA3))", 6]]
-              .map(([addr, c]) => `(local.set $x (v128.load32_splat ${addr}))
-            (local.set $c${c} (f32x4.add (local.get $c${c}) (f32x4.mul (local.get $x) (local.get $b0))))
-            (local.set $c${(c as number) + 1} (f32x4.add (local.get $c${(c as number) + 1}) (f32x4.mul (local.get $x) (local.get $b1))))`).join("\n            ")}
-            (local.set $pa (i32.add (local.get $pa) (i32.const 4)))
-            (local.set $pb (i32.add (local.get $pb) (local.get $rowB)))
-            (br_if $inner (local.tee $kk (i32.sub (local.get $kk) (i32.const 1)))))
-          (local.set $po (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i0) (local.get $nc)) (local.get $j0)) (i32.const 2))))
-          ${[0, 1, 2, 3].map((r) => `(v128.store (local.get $po) (local.get $c${2 * r}))
-          (v128.store offset=16 (local.get $po) (local.get $c${2 * r + 1}))${r < 3 ? "\n          (local.set $po (i32.add (local.get $po) (local.get $rowB)))" : ""}`).join("\n          ")}
-          (br_if $cols (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 8))) (local.get $nc))))
-        (br_if $rows (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $m))))
-      (local.set $a (i32.add (local.get $a) (i32.mul (local.get $m) (local.get $rowA))))
+      (local.set $k0 (i32.const 0))
+      (loop $kblock
+        (local.set $i (i32.const 0))
+        (loop $rows
+          (local.set $i0 (select (local.get $i) (i32.sub (local.get $m) (i32.const 4))
+            (i32.lt_u (local.get $i) (i32.sub (local.get $m) (i32.const 4)))))
+          (local.set $j (i32.const 0))
+          (loop $cols
+            (local.set $j0 (select (local.get $j) (i32.sub (local.get $nc) (i32.const 8))
+              (i32.lt_u (local.get $j) (i32.sub (local.get $nc) (i32.const 8)))))
+            (local.set $po (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i0) (local.get $nc)) (local.get $j0)) (i32.const 2))))
+            (if (i32.eqz (local.get $k0))
+              (then ${[0, 1, 2, 3, 4, 5, 6, 7].map((c) => `(local.set $c${c} (v128.const i32x4 0 0 0 0))`).join(" ")})
+              (else
+                ${[0, 1, 2, 3].map((r) => `(local.set $c${2 * r} (v128.load ${r ? `(i32.add (local.get $po) (i32.mul (local.get $rowB) (i32.const ${r})))` : "(local.get $po)"}))
+                (local.set $c${2 * r + 1} (v128.load offset=16 ${r ? `(i32.add (local.get $po) (i32.mul (local.get $rowB) (i32.const ${r})))` : "(local.get $po)"}))`).join("\n                ")}))
+            (local.set $pa (i32.add (local.get $a) (i32.add (i32.mul (local.get $i0) (local.get $aRow)) (i32.mul (local.get $k0) (local.get $aK)))))
+            (local.set $pb (i32.add (local.get $b) (i32.shl (i32.add (i32.mul (local.get $k0) (local.get $nc)) (local.get $j0)) (i32.const 2))))
+            ;; kk = min(kc, k - k0) products in this k-block
+            (local.set $kk (select (local.get $kc) (i32.sub (local.get $k) (local.get $k0))
+              (i32.lt_u (local.get $kc) (i32.sub (local.get $k) (local.get $k0)))))
+            (loop $inner
+              (local.set $b0 (v128.load (local.get $pb)))
+              (local.set $b1 (v128.load offset=16 (local.get $pb)))
+              ${[["(local.get $pa)", 0], ["(i32.add (local.get $pa) (local.get $aRow))", 2], ["(i32.add (local.get $pa) (local.get $rowA2))", 4], ["(i32.add (local.get $pa) (local.get $rowA3))", 6]]
+                .map(([addr, c]) => `(local.set $x (v128.load32_splat ${addr}))
+              (local.set $c${c} (f32x4.add (local.get $c${c}) (f32x4.mul (local.get $x) (local.get $b0))))
+              (local.set $c${(c as number) + 1} (f32x4.add (local.get $c${(c as number) + 1}) (f32x4.mul (local.get $x) (local.get $b1))))`).join("\n              ")}
+              (local.set $pa (i32.add (local.get $pa) (local.get $aK)))
+              (local.set $pb (i32.add (local.get $pb) (local.get $rowB)))
+              (br_if $inner (local.tee $kk (i32.sub (local.get $kk) (i32.const 1)))))
+            ${[0, 1, 2, 3].map((r) => `(v128.store (local.get $po) (local.get $c${2 * r}))
+            (v128.store offset=16 (local.get $po) (local.get $c${2 * r + 1}))${r < 3 ? "\n            (local.set $po (i32.add (local.get $po) (local.get $rowB)))" : ""}`).join("\n            ")}
+            (br_if $cols (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 8))) (local.get $nc))))
+          (br_if $rows (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $m))))
+        (br_if $kblock (i32.lt_u (local.tee $k0 (i32.add (local.get $k0) (local.get $kc))) (local.get $k))))
+      (local.set $a (i32.add (local.get $a) (i32.shl (i32.mul (local.get $m) (local.get $k)) (i32.const 2))))
       (local.set $b (i32.add (local.get $b) (i32.mul (local.get $k) (local.get $rowB))))
       (local.set $out (i32.add (local.get $out) (i32.mul (local.get $m) (local.get $rowB))))
       (br_if $slice (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $n)))))

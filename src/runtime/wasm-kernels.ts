@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { FusedKernel } from "../model/ops";
 import { loadSimdKernels, type SimdKernels, type WasmMemory } from "./wasm-simd";
-import { SimdMatMulPool } from "./wasm-simd-pool";
+import { type ParallelKernels, SimdPool } from "./wasm-simd-pool";
 
 /** The internals of tfjs-backend-wasm's BackendWasm that the matmul route reaches into (4.22). */
 interface WasmBackendInternals {
@@ -59,10 +59,10 @@ function sliceWiseMatMul(kb: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tenso
 }
 
 /**
- * The SIMD module's matmul (SimdKernels.batchMatMul), on the calling thread and the pool's workers
- * (threaded build) or on the calling thread alone. Set by installSimdKernels once it is loaded.
+ * The SIMD module's matmul and GELU kernels, on the calling thread and the pool's workers (threaded
+ * build) or on the calling thread alone. Set by installSimdKernels once the module is loaded.
  */
-let simdMatMul: ((a: number, b: number, out: number, n: number, m: number, k: number, nc: number, aRow: number, aK: number, kc: number) => void) | undefined;
+let parallel: ParallelKernels | undefined;
 
 /** k-block of the SIMD matmul: panels of 256 x 8 floats of b and 4 x 256 of a stay in L1/L2. */
 const K_BLOCK = 256;
@@ -81,7 +81,7 @@ const K_BLOCK = 256;
  * per slice (sliceWiseMatMul). Broadcasts other than "b has no batch" keep the stock kernel.
  * Results differ from the loop only by summation order. Returns whether the route is in place.
  */
-function routeMatMulsToXnnpack(): boolean {
+function routeMatMuls(): boolean {
   const orig = tf.getKernel("BatchMatMul", "wasm");
   const transpose = tf.getKernel("Transpose", "wasm");
   const reshape = tf.getKernel("Reshape", "wasm");
@@ -100,7 +100,7 @@ function routeMatMulsToXnnpack(): boolean {
     const M = transposeA ? last(a, 1) : last(a, 2);
     const K = transposeA ? last(a, 2) : last(a, 1);
     const N = transposeB ? last(b, 2) : last(b, 1);
-    const simd = simdMatMul !== undefined && a.dtype === "float32" && b.dtype === "float32" && M >= 4 && N >= 8;
+    const simd = parallel !== undefined && a.dtype === "float32" && b.dtype === "float32" && M >= 4 && N >= 8;
     if (!simd && !transposeA && !transposeB && nA === 1 && nB === 1) return orig.kernelFunc({ inputs, backend, attrs }); // XNNPACK's own path
 
     const kb = backend as tf.KernelBackend;
@@ -119,7 +119,7 @@ function routeMatMulsToXnnpack(): boolean {
     const simdProduct = (x: tf.TensorInfo, xT: boolean, y: tf.TensorInfo, n: number, m: number, k: number, nc: number): tf.TensorInfo => {
       const out = makeOutput(kb, [n, m, nc]);
       const kc = m % 4 === 0 && nc % 8 === 0 ? K_BLOCK : k; // k-blocks need non-overlapping output blocks
-      simdMatMul!(heapOffset(kb, x), heapOffset(kb, y), heapOffset(kb, out), n, m, k, nc, xT ? 4 : 4 * k, xT ? 4 * m : 4, kc);
+      parallel!.batchMatMul(heapOffset(kb, x), heapOffset(kb, y), heapOffset(kb, out), n, m, k, nc, xT ? 4 : 4 * k, xT ? 4 * m : 4, kc);
       return out;
     };
 
@@ -228,7 +228,7 @@ function makeOutput(backend: tf.KernelBackend, shape: number[]): tf.TensorInfo {
  * The fused GELU and LayerNorm kernels of model/ops (forward and backward) on the SIMD module.
  * model/ops only calls them for float32 inputs whose last axis is a multiple of 4.
  */
-function fusedKernels(simd: SimdKernels): tf.KernelConfig[] {
+function fusedKernels(simd: SimdKernels, threaded: ParallelKernels): tf.KernelConfig[] {
   const rowsOf = (x: tf.TensorInfo): [number, number] => {
     const d = x.shape[x.shape.length - 1];
     return [tf.util.sizeFromShape(x.shape) / d, d];
@@ -242,12 +242,12 @@ function fusedKernels(simd: SimdKernels): tf.KernelConfig[] {
   return [
     kernel(FusedKernel.gelu, ({ x }, be) => {
       const y = makeOutput(be, x.shape);
-      simd.gelu(heapOffset(be, x), heapOffset(be, y), tf.util.sizeFromShape(x.shape));
+      threaded.gelu(heapOffset(be, x), heapOffset(be, y), tf.util.sizeFromShape(x.shape));
       return y;
     }),
     kernel(FusedKernel.geluGrad, ({ x, dy }, be) => {
       const dx = makeOutput(be, x.shape);
-      simd.geluGrad(heapOffset(be, x), heapOffset(be, dy), heapOffset(be, dx), tf.util.sizeFromShape(x.shape));
+      threaded.geluGrad(heapOffset(be, x), heapOffset(be, dy), heapOffset(be, dx), tf.util.sizeFromShape(x.shape));
       return dx;
     }),
     kernel(FusedKernel.layerNorm, ({ x, weight, bias }, be, { eps }) => {
@@ -370,25 +370,22 @@ export async function installSimdKernels(backend: tf.KernelBackend, threads: num
   const memory = mod.wasmMemory ?? mod.asm?.memory;
   if (!memory) throw new Error("the wasm backend exposes no WebAssembly.Memory");
   const { kernels, module } = await loadSimdKernels(memory);
-  for (const k of fusedKernels(kernels)) {
+  const names = ["gelu-layernorm-simd"];
+  const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+  let threaded: ParallelKernels = kernels;
+  if (shared && threads > 1) {
+    // Control blocks live in the heap (the workers see only it); never freed, like the pool.
+    threaded = new SimdPool(kernels, module, memory, mod._malloc(SimdPool.controlBytes(threads - 1)) >>> 0, threads - 1);
+    names.push(`simd-pool-${threads}-threads`);
+  }
+  for (const k of fusedKernels(kernels, threaded)) {
     if (tf.getKernel(k.kernelName, "wasm")) tf.unregisterKernel(k.kernelName, "wasm");
     tf.registerKernel(k);
   }
-  const names = ["gelu-layernorm-simd"];
   if (sumLeadingAxes(kernels)) names.push("sum-leading-simd");
   if (copyKernels(kernels)) names.push("pack-unpack-copy");
-  if (installed?.includes("matmul-xnnpack")) {
-    const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-    if (shared && threads > 1) {
-      // Control blocks live in the heap (the workers see only it); never freed, like the pool.
-      const pool = new SimdMatMulPool(kernels, module, memory, mod._malloc(SimdMatMulPool.controlBytes(threads - 1)) >>> 0, threads - 1);
-      simdMatMul = (...args) => pool.batchMatMul(...args);
-      names.push(`matmul-simd-${threads}-threads`);
-    } else {
-      simdMatMul = (...args) => kernels.batchMatMul(...args);
-      names.push("matmul-simd");
-    }
-  }
+  if (installed?.includes("matmul-route")) names.push("matmul-simd");
+  parallel = threaded;
   return names;
 }
 
@@ -399,7 +396,7 @@ function replaceKernel(orig: tf.KernelConfig, kernelFunc: tf.KernelFunc): void {
 
 /** The fixes, by name; each returns whether it is in place. */
 const FIXES: Record<string, () => boolean> = {
-  "matmul-xnnpack": routeMatMulsToXnnpack,
+  "matmul-route": routeMatMuls,
   "identity-shared": shareIdentity,
   "erf-rational": fastErf,
 };

@@ -3,6 +3,7 @@
 // float32 (bit-exact) on one JSON line. It never calls process.exit: it must exit on its own.
 import * as tf from "@tensorflow/tfjs";
 import { vitConfig } from "../../src/model/config";
+import { gelu } from "../../src/model/ops";
 import { ViT } from "../../src/model/vit";
 import { initBackend } from "../../src/runtime/backend";
 import { wasmSetup } from "../../src/runtime/wasm";
@@ -19,11 +20,15 @@ async function main(): Promise<void> {
   const b64 = (t: tf.Tensor): string => Buffer.from(new Float32Array(t.dataSync()).buffer).toString("base64");
   const out: Record<string, string> = { loss: b64(value), logits: b64(model.logits(x)) };
   for (const [name, v] of model.params) out[`grad:${name}`] = b64(grads[v.name]);
-  // Products the SIMD matmul splits over threads by row blocks (one slice, 37 rows) and by
-  // slices (five): each output element comes from one thread, so these must match bit for bit.
+  // Kernels the SIMD pool splits over threads: products by row blocks (one slice, 37 rows) and by
+  // slices (five), GELU and its gradient by ranges. Each output element comes from one thread,
+  // so these must match single-threaded bit for bit ("exact:").
   for (const [a, b] of [[[37, 19], [19, 23]], [[5, 9, 7], [5, 7, 12]], [[2, 130, 16], [2, 16, 65]]]) {
-    out[`matmul:${a}x${b}`] = b64(tf.matMul(tf.randomNormal(a, 0, 1, "float32", 3), tf.randomNormal(b, 0, 1, "float32", 4)));
+    out[`exact:matmul ${a}x${b}`] = b64(tf.matMul(tf.randomNormal(a, 0, 1, "float32", 3), tf.randomNormal(b, 0, 1, "float32", 4)));
   }
+  const g = tf.mul(tf.randomNormal([5, 3, 12], 0, 1, "float32", 6), 3);
+  out["exact:gelu"] = b64(gelu(g));
+  out["exact:gelu gradient"] = b64(tf.grad((t: tf.Tensor) => tf.sum(tf.mul(gelu(t), tf.range(0, 180).reshape([5, 3, 12]))))(g));
   console.log(JSON.stringify({ reason: report.reason, setup: wasmSetup(), out }));
 }
 

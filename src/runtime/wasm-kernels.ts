@@ -1,7 +1,11 @@
 // Faster kernels for tfjs-backend-wasm 4.22, installed over the stock ones (same names, same
-// results up to float rounding: summation order, and erf within 2e-7). Each fixes a slow path
-// that a ViT training step hits; `study bench --cpu --profile` shows the per-kernel time,
-// STUDY_WASM_STOCK_KERNELS=1 the stock kernels (the "before" of the benchmark).
+// results up to float rounding: summation order, erf within 2e-7), in two stages:
+//   - installWasmKernels, before the backend starts: the matmul route, shared Identity, Erf;
+//   - installSimdKernels, once it has started: kernels on the SIMD module of wasm-simd.ts, which
+//     works on this backend's heap (matmuls through the route, Sum, copies, and the fused GELU and
+//     LayerNorm of model/ops), split over worker threads where the heap is shared.
+// Each fixes a slow path that a ViT training step hits; `study bench --cpu --profile` shows the
+// per-kernel time, STUDY_WASM_STOCK_KERNELS=1 the stock kernels (the "before" of the benchmark).
 import * as tf from "@tensorflow/tfjs";
 import { FusedKernel } from "../model/ops";
 import { loadSimdKernels, type SimdKernels, type WasmMemory } from "./wasm-simd";
@@ -22,7 +26,7 @@ interface WasmBackendInternals {
   };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;
-  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 }
 
 /**
@@ -220,8 +224,9 @@ function heapOffset(backend: tf.KernelBackend, t: tf.TensorInfo): number {
   return (backend as unknown as WasmBackendInternals).dataIdMap.get(t.dataId).memoryOffset;
 }
 
-function makeOutput(backend: tf.KernelBackend, shape: number[]): tf.TensorInfo {
-  return (backend as unknown as WasmBackendInternals).makeOutput(shape, "float32");
+/** A new output tensor on the wasm heap (uninitialised). */
+function makeOutput(backend: tf.KernelBackend, shape: number[], dtype: tf.DataType = "float32"): tf.TensorInfo {
+  return (backend as unknown as WasmBackendInternals).makeOutput(shape, dtype);
 }
 
 /**
@@ -316,7 +321,7 @@ function copyKernels(simd: SimdKernels): boolean {
     const outShape = value.shape.filter((_, i) => i !== axis);
     const src = heapOffset(be, value);
     return Array.from({ length: n }, (_, i) => {
-      const out = (be as unknown as WasmBackendInternals).makeOutput(outShape, value.dtype as "float32");
+      const out = makeOutput(be, outShape, value.dtype);
       if (inner > 0 && outer > 0) simd.copyBlocks(src + 4 * i * inner, 4 * n * inner, heapOffset(be, out), 4 * inner, outer, 4 * inner);
       return out;
     });
@@ -324,7 +329,7 @@ function copyKernels(simd: SimdKernels): boolean {
 
   /** Concatenation along `axis` of same-rank tensors (shapes checked by the op). */
   const concatAlong = (xs: tf.TensorInfo[], axis: number, be: tf.KernelBackend, outShape: number[]): tf.TensorInfo => {
-    const out = (be as unknown as WasmBackendInternals).makeOutput(outShape, xs[0].dtype as "float32");
+    const out = makeOutput(be, outShape, xs[0].dtype);
     const outer = size(outShape.slice(0, axis));
     const rowBytes = 4 * size(outShape.slice(axis));
     let offset = heapOffset(be, out);

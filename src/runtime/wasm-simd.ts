@@ -6,8 +6,9 @@
 // LayerNorm, forward and backward, in one or two f32x4 passes; a batched matmul in one call; sums
 // over rows; and block copies. They read and write tensors where the backend keeps them: the
 // module imports the backend's WebAssembly.Memory (shared in the threaded build), so arguments
-// are byte offsets into that heap and nothing is copied in or out. They run on the calling
-// thread. The text below is the source, assembled once per process when the backend starts.
+// are byte offsets into that heap and nothing is copied in or out. Each call runs on its calling
+// thread (wasm-simd-pool.ts splits matmuls and GELU over worker threads). The text below is the
+// source, assembled once per process when the backend starts.
 //
 // Elementwise kernels need n >= 4 and are out of place: the last vector is the one ending at
 // n - 1 (it may overlap the previous one, which only rewrites equal values). Row kernels need

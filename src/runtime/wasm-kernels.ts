@@ -8,7 +8,7 @@
 // per-kernel time, STUDY_WASM_STOCK_KERNELS=1 the stock kernels (the "before" of the benchmark).
 import * as tf from "@tensorflow/tfjs";
 import { FusedKernel } from "../model/ops";
-import { loadSimdKernels, type SimdKernels, type WasmMemory } from "./wasm-simd";
+import { isShared, loadSimdKernels, type SimdKernels, type WasmMemory } from "./wasm-simd";
 import { type ParallelKernels, SimdPool } from "./wasm-simd-pool";
 
 /** The internals of tfjs-backend-wasm's BackendWasm that the matmul route reaches into (4.22). */
@@ -77,9 +77,9 @@ const K_BLOCK = 256;
  * 6-20x slower and single-threaded (batch_mat_mul_impl.cc). A linear layer on PyTorch-layout
  * weights (x W^T), both gradients of every matmul (dy W, x^T dy) and every attention product take
  * that path. This wraps the kernel so that every float32 product with M >= 4 and N >= 8 runs the
- * SIMD module's matmul once it is loaded (~1.5x XNNPACK's throughput on these shapes, batched
- * products in one call, a^T b without transposing a, b transposed first: a copy of ~5% of the
- * product's time). Otherwise (the module not loaded, or thin products) transposed operands are
+ * SIMD module's matmul once it is loaded (about XNNPACK's throughput on plain products, see
+ * bench/matmul.ts; batched products in one call, a^T b without transposing a, b transposed first:
+ * a copy of ~5% of the product's time). Otherwise (the module not loaded, or thin products) transposed operands are
  * transposed first and XNNPACK runs: one product (a's batch folded into rows when b has none; out^T
  * = b^T a^T when the output is wider than tall, so that XNNPACK packs the smaller operand) or one
  * per slice (sliceWiseMatMul). Broadcasts other than "b has no batch" keep the stock kernel.
@@ -205,13 +205,13 @@ function fastErf(): boolean {
   const erf: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     if (x.dtype !== "float32") return orig.kernelFunc({ inputs, backend, attrs });
-    const kb = backend as unknown as WasmBackendInternals;
-    const out = kb.makeOutput(x.shape, "float32");
+    const be = backend as tf.KernelBackend;
+    const out = makeOutput(be, x.shape);
     const n = tf.util.sizeFromShape(x.shape);
     // Views after makeOutput: its malloc may have grown (and replaced) the heap's buffer.
-    const buf = kb.wasm.HEAPU8.buffer;
-    const xs = new Float32Array(buf, kb.dataIdMap.get(x.dataId).memoryOffset, n);
-    const ys = new Float32Array(buf, kb.dataIdMap.get(out.dataId).memoryOffset, n);
+    const buf = (backend as unknown as WasmBackendInternals).wasm.HEAPU8.buffer;
+    const xs = new Float32Array(buf, heapOffset(be, x), n);
+    const ys = new Float32Array(buf, heapOffset(be, out), n);
     erfInto(xs, ys);
     return out;
   };
@@ -376,9 +376,8 @@ export async function installSimdKernels(backend: tf.KernelBackend, threads: num
   if (!memory) throw new Error("the wasm backend exposes no WebAssembly.Memory");
   const { kernels, module } = await loadSimdKernels(memory);
   const names = ["gelu-layernorm-simd"];
-  const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
   let threaded: ParallelKernels = kernels;
-  if (shared && threads > 1) {
+  if (isShared(memory) && threads > 1) {
     // Control blocks live in the heap (the workers see only it); never freed, like the pool.
     threaded = new SimdPool(kernels, module, memory, mod._malloc(SimdPool.controlBytes(threads - 1)) >>> 0, threads - 1);
     names.push(`simd-pool-${threads}-threads`);

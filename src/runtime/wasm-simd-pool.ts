@@ -8,7 +8,7 @@
 // with the threaded build, whose heap is a SharedArrayBuffer; its XNNPACK pool sleeps while these
 // run (the kernels are synchronous).
 import { Worker } from "node:worker_threads";
-import type { SimdKernels } from "./wasm-simd";
+import type { SimdKernels, WasmMemory } from "./wasm-simd";
 
 /** The kernels the pool splits, by their index in the control block. */
 const KERNELS = ["batchMatMul", "gelu", "geluGrad"] as const;
@@ -65,7 +65,7 @@ export class SimdPool implements ParallelKernels {
   constructor(
     private readonly kernels: SimdKernels,
     module: object,
-    memory: { readonly buffer: ArrayBuffer | SharedArrayBuffer },
+    memory: WasmMemory,
     controlBlock: number,
     helpers: number,
   ) {
@@ -121,8 +121,8 @@ export class SimdPool implements ParallelKernels {
 
   /** [start, length] ranges of n elements, multiples of 4 and at least 4 long (the kernels' vectors). */
   private splitRange(n: number): [number, number][] {
-    const parts = Math.max(1, Math.min(this.threads, Math.floor(n / 4)));
     const vectors = Math.floor(n / 4);
+    const parts = Math.max(1, Math.min(this.threads, vectors));
     return Array.from({ length: parts }, (_, i) => {
       const start = 4 * Math.floor((vectors * i) / parts);
       const end = i === parts - 1 ? n : 4 * Math.floor((vectors * (i + 1)) / parts);

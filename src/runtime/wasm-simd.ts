@@ -19,12 +19,19 @@ export interface WasmMemory {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
 }
 
-/** The synchronous part of the WebAssembly API used here. */
-interface WebAssemblyApi {
+/** Whether `memory` is shared between threads (the threaded build's heap). */
+export function isShared(memory: WasmMemory): boolean {
+  return typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+}
+
+/** The part of the WebAssembly API the runtime uses, typed locally (see WasmMemory). */
+export interface WebAssemblyApi {
+  validate(bytes: Uint8Array): boolean;
+  instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: object; module: object }>;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: object };
 }
-const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+export const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
 
 /** The exports of the module; pointers are byte offsets into the backend's heap. */
 export interface SimdKernels {
@@ -288,7 +295,7 @@ export function simdKernelsWat(shared: boolean): string {
  * starts asynchronously; instantiation itself is synchronous.
  */
 export async function loadSimdKernels(memory: WasmMemory): Promise<{ kernels: SimdKernels; module: object }> {
-  const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+  const shared = isShared(memory);
   const wabt = await (require("wabt") as () => Promise<WabtModule>)();
   const features = { simd: true, threads: shared, bulk_memory: true, sat_float_to_int: true };
   const parsed = wabt.parseWat("study-simd-kernels.wat", simdKernelsWat(shared), features);

@@ -22,6 +22,7 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { writeFileAtomic } from "../runs/atomic";
 import { installSimdKernels, installWasmKernels } from "./wasm-kernels";
+import { wasmApi } from "./wasm-simd";
 
 type WasmPkg = typeof import("@tensorflow/tfjs-backend-wasm");
 type BackendWasmModule = ConstructorParameters<WasmPkg["BackendWasm"]>[0];
@@ -62,13 +63,6 @@ export const MAX_WASM_THREADS = 8;
 const INIT_TIMEOUT_MS = 60_000;
 
 let setup: WasmSetup | undefined;
-
-/** The part of the WebAssembly API used here, typed locally (the project's `lib` has no DOM). */
-interface WebAssemblyApi {
-  validate(bytes: Uint8Array): boolean;
-  instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: object; module: object }>;
-}
-const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
 
 function wasmDir(): string {
   return path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "wasm-out");

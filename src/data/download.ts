@@ -1,6 +1,7 @@
 // Getting an official data file onto disk, verified:
 //   1. the data directory (`data/cache`, or STUDY_DATA_DIR), where earlier downloads were placed;
-//   2. the mirror (STUDY_DATA_MIRROR), read in place, never copied;
+//   2. the mirror (STUDY_DATA_MIRROR), then where an OS package installs the file (Debian's
+//      dataset packages), read in place, never copied;
 //   3. the network: resumable HTTP(S) download (Range) into `<file>.part`, a progress bar,
 //      checksum, then an atomic rename into the data directory.
 // A file is accepted when its md5 (or sha256) matches, or, for .gz files, when the md5 of its
@@ -32,7 +33,9 @@ export class MissingDataError extends Error {
     super(
       `${entry.file} (${entry.description}) is needed and could not be obtained: ${reason}.\n` +
         (entry.url ? `  Download it from ${entry.url}\n` : "  It has no public URL; it comes from the project's data mirror.\n") +
-        `  and put it at ${target}\n  (or in the folder named by STUDY_DATA_MIRROR); expected md5 ${entry.md5}.`,
+        `  and put it at ${target}\n  (or in the folder named by STUDY_DATA_MIRROR` +
+        (entry.systemPaths ? `, or where an OS package installs it: ${entry.systemPaths.join(", ")}` : "") +
+        `); expected md5 ${entry.md5}.`,
     );
     this.name = "MissingDataError";
   }
@@ -105,12 +108,10 @@ export async function ensureFile(name: string | RegistryFile, opts: EnsureOption
     return target;
   }
   const mirror = opts.mirror === null ? undefined : opts.mirror ?? mirrorDir();
-  if (mirror) {
-    for (const cand of mirrorCandidates(entry, mirror)) {
-      if (fs.existsSync(cand)) {
-        await verifiedOnce(cand, entry);
-        return cand;
-      }
+  for (const cand of [...(mirror ? mirrorCandidates(entry, mirror) : []), ...(entry.systemPaths ?? [])]) {
+    if (fs.existsSync(cand)) {
+      await verifiedOnce(cand, entry);
+      return cand;
     }
   }
   const url = opts.url ?? entry.url;

@@ -26,6 +26,8 @@ export interface ImageFolderOptions {
   classes?: string[];
   /** Dataset name (used in messages and the cache key). */
   name?: string;
+  /** Only the first N images of every class (file order) are listed and decoded. */
+  perClass?: number;
   cache?: CacheOptions;
 }
 
@@ -46,6 +48,13 @@ function order(entries: { cls: string; file: string; rel: string }[], classes: s
   const sorted = entries.slice().sort((a, b) => (id.get(a.cls)! - id.get(b.cls)!) || byCodePoint(a.file, b.file));
   if (sorted.length === 0) throw new Error(`${what}: no images found (expected <class>/<image> with one of ${IMAGE_EXTENSIONS.join(" ")})`);
   return { classes: cls, files: sorted.map((e) => e.rel), labels: sorted.map((e) => id.get(e.cls)!) };
+}
+
+/** The first n files of every class of a listing (the listing is in class, then file order). */
+export function firstFilesPerClass(l: FolderListing, n: number): FolderListing {
+  const seen = new Array<number>(l.classes.length).fill(0);
+  const keep = l.labels.map((c) => seen[c]++ < n);
+  return { classes: l.classes, files: l.files.filter((_, i) => keep[i]), labels: l.labels.filter((_, i) => keep[i]) };
 }
 
 /** Lists a folder tree `<dir>/<class>/<image>` (recursing inside class folders like torchvision). */
@@ -82,9 +91,9 @@ export async function listArchive(file: string, split: string, classes?: string[
   return order(entries, classes, `${file} (split '${split}')`);
 }
 
-function sourceKey(root: string, split: string, decode: DecodeSize, classes: string[] | undefined): string {
+function sourceKey(root: string, split: string, decode: DecodeSize, classes: string[] | undefined, perClass: number | undefined): string {
   const st = fs.statSync(root);
-  const id = JSON.stringify({ root: path.resolve(root), size: st.isFile() ? st.size : 0, mtime: st.isFile() ? Math.floor(st.mtimeMs) : 0, split, decode, classes });
+  const id = JSON.stringify({ root: path.resolve(root), size: st.isFile() ? st.size : 0, mtime: st.isFile() ? Math.floor(st.mtimeMs) : 0, split, decode, classes, perClass });
   return crypto.createHash("sha256").update(id).digest("hex").slice(0, 10);
 }
 
@@ -94,10 +103,11 @@ export async function loadImageFolder(opts: ImageFolderOptions): Promise<ImageSe
   if (!fs.existsSync(root)) throw new Error(`${root}: no such file or folder`);
   const isArchive = fs.statSync(root).isFile();
   const name = opts.name ?? `${path.basename(root).replace(/\.tar(\.gz)?$|\.tgz$/, "")}${split ? `-${split}` : ""}`;
-  const key = `${name.replace(/[^\w.-]/g, "_")}-${decode.size}px-${sourceKey(root, split, decode, opts.classes)}`;
+  const key = `${name.replace(/[^\w.-]/g, "_")}-${decode.size}px-${sourceKey(root, split, decode, opts.classes, opts.perClass)}`;
   const hit = openCache(key, opts.cache);
   if (hit) return hit;
-  const listing = isArchive ? await listArchive(root, split, opts.classes) : listFolder(path.join(root, split), opts.classes);
+  let listing = isArchive ? await listArchive(root, split, opts.classes) : listFolder(path.join(root, split), opts.classes);
+  if (opts.perClass !== undefined) listing = firstFilesPerClass(listing, opts.perClass);
   const where = new Map(listing.files.map((f, i) => [f, i]));
   return buildCache(
     {

@@ -34,6 +34,8 @@ export function parseIdx(bytes: Uint8Array, what: string): IdxArray {
 }
 
 export const MNIST_CLASSES = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine"];
+/** Fashion-MNIST's labels 0-9 (zalandoresearch/fashion-mnist README). */
+export const FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /** Reads an images + labels pair of idx files and checks that they belong together. */
 export function readMnistPair(imagesFile: string, labelsFile: string): { images: IdxArray; labels: IdxArray } {
@@ -46,25 +48,36 @@ export function readMnistPair(imagesFile: string, labelsFile: string): { images:
   return { images, labels };
 }
 
-/** MNIST as RGB images of size x size (28 = native), cached. */
-export async function loadMnistFiles(imagesFile: string, labelsFile: string, opts: { size?: number; name: string; cache?: CacheOptions }): Promise<ImageSet> {
+/** MNIST (or Fashion-MNIST: same format) as RGB images of size x size (28 = native), cached. */
+export interface MnistOptions {
+  size?: number;
+  name: string;
+  classes?: string[];
+  /** Only the first N images of every label (file order) are decoded. */
+  perClass?: number;
+  cache?: CacheOptions;
+}
+
+export async function loadMnistFiles(imagesFile: string, labelsFile: string, opts: MnistOptions): Promise<ImageSet> {
   const size = opts.size ?? 28;
   const st = fs.statSync(imagesFile);
-  const key = `${opts.name}-${size}px-${st.size}`;
+  const key = `${opts.name}-${size}px-${st.size}${opts.perClass !== undefined ? `-first${opts.perClass}` : ""}`;
   const hit = openCache(key, opts.cache);
   if (hit) return hit;
   const { images, labels } = readMnistPair(imagesFile, labelsFile);
   const [n, h, w] = images.dims;
+  const seen = new Array<number>(10).fill(0);
+  const keep = Array.from({ length: n }, (_, i) => i).filter((i) => opts.perClass === undefined || seen[labels.data[i]]++ < opts.perClass);
   return buildCache(
     {
-      key, name: opts.name, height: size, width: size, classes: MNIST_CLASSES, labels: labels.data,
-      source: { kind: "mnist-idx", images: imagesFile, labels: labelsFile, size },
+      key, name: opts.name, height: size, width: size, classes: opts.classes ?? MNIST_CLASSES, labels: keep.map((i) => labels.data[i]),
+      source: { kind: "mnist-idx", images: imagesFile, labels: labelsFile, size, perClass: opts.perClass },
       produce: async (write) => {
         const rgb = new Uint8Array(h * w * 3);
-        for (let i = 0; i < n; i++) {
+        for (const [j, i] of keep.entries()) {
           const g = images.data.subarray(i * h * w, (i + 1) * h * w);
           for (let p = 0; p < h * w; p++) rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = g[p];
-          await write(i, size === h && size === w ? rgb : resize(rgb, h, w, 3, size, size, "bilinear"));
+          await write(j, size === h && size === w ? rgb : resize(rgb, h, w, 3, size, size, "bilinear"));
         }
       },
     },

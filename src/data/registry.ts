@@ -13,10 +13,24 @@ export interface RegistryFile {
   decompressedMd5?: string;
   /** Sub-folders of the mirror also searched (e.g. "mnist/"). */
   mirrorPaths?: string[];
+  /** Absolute paths where an operating-system package installs the file (read in place). */
+  systemPaths?: string[];
   description: string;
 }
 
 const MNIST_BASE = "https://ossci-datasets.s3.amazonaws.com/mnist/";
+const FASHION_BASE = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
+
+/** A Fashion-MNIST file: kept under `fashion-mnist/` (its names are MNIST's). */
+function fashionMnist(name: string, md5: string, decompressedMd5: string, what: string): Record<string, RegistryFile> {
+  const file = `fashion-mnist/${name}`;
+  return {
+    [file]: {
+      file, url: FASHION_BASE + name, md5, decompressedMd5, systemPaths: [`/usr/share/datasets/${file}`],
+      description: `Fashion-MNIST ${what} (idx)`,
+    },
+  };
+}
 
 export const REGISTRY: Record<string, RegistryFile> = {
   "cifar-10-python.tar.gz": {
@@ -52,6 +66,13 @@ export const REGISTRY: Record<string, RegistryFile> = {
     file: "t10k-labels-idx1-ubyte.gz", url: MNIST_BASE + "t10k-labels-idx1-ubyte.gz", md5: "ec29112dd5afa0611ce80d1b7f02629c",
     mirrorPaths: ["mnist/"], description: "MNIST test labels (idx)",
   },
+  // Fashion-MNIST (Xiao et al. 2017), zalandoresearch's official files and md5s. Debian's
+  // `dataset-fashion-mnist` installs re-compressed copies: their decompressed content is the
+  // official one (the decompressed md5s below, as torchvision-style loaders publish them).
+  ...fashionMnist("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "f4a8712d7a061bf5bd6d2ca38dc4d50a", "train images"),
+  ...fashionMnist("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", "9018921c3c673c538a1fc5bad174d6f9", "train labels"),
+  ...fashionMnist("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", "8181f5470baa50b63fa0f6fddb340f0a", "test images"),
+  ...fashionMnist("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", "15d484375f8d13e6eb1aabb0c3f46965", "test labels"),
   "dtd-r1.0.1.tar.gz": {
     file: "dtd-r1.0.1.tar.gz", url: "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
     md5: "fff73e5086ae6bdbea199a49dfb8a4c1", description: "Describable Textures Dataset (torchvision's file)",

@@ -12,13 +12,21 @@ export interface ExpansionOptions {
   split?: number;
   /** Number of inserted blocks; mapped to the official split (see `splitForBlocks`). */
   p?: number;
+  /**
+   * Explicit placement: a copy of block b goes right after block b, for each b (1-based, as the
+   * paper counts). For depths where no split gives the wanted p (3 copies in 4 blocks).
+   */
+  after?: number[];
 }
 
 /** Where each block of the expanded model comes from. */
 export interface ExpansionPlan {
-  split: number;
+  /** Blocks per group, when the copies follow a split (undefined for explicit placements). */
+  split?: number;
   /** Number of inserted blocks (p). */
   p: number;
+  /** Original blocks (1-based) each followed by its copy. */
+  after: number[];
   /** For each new index: the original block it is (or copies). */
   source: number[];
   /** New indices of the inserted (identity-initialised, trainable) blocks. */
@@ -33,25 +41,44 @@ export interface ExpansionPlan {
 export function splitForBlocks(depth: number, p: number): number {
   if (!(Number.isInteger(p) && p >= 1 && p <= depth)) throw new Error(`block expansion: p must be an integer in [1, ${depth}], got ${p}`);
   if (p === 1) return depth > 1 ? depth - 1 : 1;
-  if (depth % p !== 0) throw new Error(`block expansion: p=${p} does not divide depth ${depth}; give split instead`);
+  if (depth % p !== 0) throw new Error(`block expansion: p=${p} does not divide depth ${depth}; give split or after instead`);
   return depth / p;
 }
 
-export function expansionPlan(depth: number, opts: ExpansionOptions): ExpansionPlan {
-  if (opts.split !== undefined && opts.p !== undefined) throw new Error("block expansion: give split or p, not both");
-  const split = opts.split ?? (opts.p !== undefined ? splitForBlocks(depth, opts.p) : undefined);
-  if (split === undefined) throw new Error("block expansion: give split or p");
+/** The placement of a split: after blocks split, 2*split, ... (1-based). */
+function afterForSplit(depth: number, split: number): number[] {
   if (!(Number.isInteger(split) && split >= 1 && split <= depth)) throw new Error(`block expansion: split must be an integer in [1, ${depth}], got ${split}`);
+  return Array.from({ length: Math.floor(depth / split) }, (_, j) => (j + 1) * split);
+}
+
+export function expansionPlan(depth: number, opts: ExpansionOptions): ExpansionPlan {
+  const given = (["split", "p", "after"] as const).filter((k) => opts[k] !== undefined);
+  if (given.length > 1) throw new Error(`block expansion: give one of split, p or after, not ${given.join(" and ")}`);
+  if (given.length === 0) throw new Error("block expansion: give split, p or after");
+  const split = opts.split ?? (opts.p !== undefined ? splitForBlocks(depth, opts.p) : undefined);
+  let after: number[];
+  if (split !== undefined) after = afterForSplit(depth, split);
+  else {
+    after = opts.after as number[];
+    const ok = after.length > 0 && after.every((b, j) => Number.isInteger(b) && b >= 1 && b <= depth && (j === 0 || b > after[j - 1]));
+    if (!ok) throw new Error(`block expansion: after must be increasing block numbers in [1, ${depth}], got [${after.join(", ")}]`);
+  }
+  const copies = new Set(after);
   const source: number[] = [];
   const newBlocks: number[] = [];
   for (let i = 0; i < depth; i++) {
     source.push(i);
-    if ((i + 1) % split === 0) {
+    if (copies.has(i + 1)) {
       newBlocks.push(source.length);
       source.push(i);
     }
   }
-  return { split, p: newBlocks.length, source, newBlocks };
+  return { split, p: newBlocks.length, after: [...after], source, newBlocks };
+}
+
+/** "split 3" or "after blocks 1,3,4": how the copies are placed. */
+export function describePlacement(plan: ExpansionPlan): string {
+  return plan.split !== undefined ? `split=${plan.split}` : `after blocks ${plan.after.join(",")}`;
 }
 
 /** Config of the expanded model. */

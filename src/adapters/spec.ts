@@ -63,9 +63,11 @@ export interface SelectiveLoraSpec extends Omit<LoraSpec, "kind"> {
 
 export interface BlockExpansionSpec extends Common {
   kind: "block-expansion";
-  /** Number of inserted blocks (official split for it); or give split. */
+  /** Number of inserted blocks (official split for it); or give split, or after. */
   p?: number;
   split?: number;
+  /** A copy of each of these blocks (1-based) right after it. */
+  after?: number[];
 }
 
 export type StrategySpec = FullSpec | TopKSpec | LinearSpec | LoraSpec | SelectiveLoraSpec | BlockExpansionSpec;
@@ -89,6 +91,6 @@ export function describeSpec(s: StrategySpec): string {
       return `${s.kind} r=${s.rank} alpha=${s.alpha ?? s.rank} on ${t}${sel}${head}`;
     }
     case "block-expansion":
-      return `block expansion ${s.p !== undefined ? `p=${s.p}` : `split=${s.split}`}: inserted blocks${head}`;
+      return `block expansion ${s.p !== undefined ? `p=${s.p}` : s.split !== undefined ? `split=${s.split}` : `after blocks ${(s.after ?? []).join(",")}`}: inserted blocks${head}`;
   }
 }

@@ -61,7 +61,7 @@ export function applyStrategy(model: ViT, spec: StrategySpec): StrategyResult {
   let names: string[];
   const isHead = (n: string) => n.startsWith("head.");
   if (spec.kind === "block-expansion") {
-    const e = expandBlocks(model, { p: spec.p, split: spec.split });
+    const e = expandBlocks(model, { p: spec.p, split: spec.split, after: spec.after });
     m = e.model;
     expansion = e.plan;
   }

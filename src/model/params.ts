@@ -3,7 +3,7 @@
 import type { ViTConfig } from "./config";
 import { parameterShapes } from "./vit";
 import type { StrategySpec } from "../adapters/spec";
-import { expansionPlan } from "../adapters/expansion";
+import { describePlacement, expansionPlan } from "../adapters/expansion";
 import { loraSiteParams, resolveTargets } from "../adapters/targets";
 
 const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -73,9 +73,9 @@ export function trainableParams(c0: ViTConfig, spec: StrategySpec): TrainableCou
       break;
     }
     case "block-expansion": {
-      const plan = expansionPlan(c.depth, { p: spec.p, split: spec.split });
+      const plan = expansionPlan(c.depth, { p: spec.p, split: spec.split, after: spec.after });
       c = { ...c, depth: c.depth + plan.p };
-      parts.push([`inserted blocks (p=${plan.p}, split=${plan.split})`, plan.p * blockParams(c)]);
+      parts.push([`inserted blocks (p=${plan.p}, ${describePlacement(plan)})`, plan.p * blockParams(c)]);
       parts.push(["head", head]);
       break;
     }

@@ -225,7 +225,14 @@ describe("counts and plans (no tensors)", () => {
     assert.deepEqual(p1.source, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 11]);
     assert.deepEqual([4, 3, 2, 1].map((p) => splitForBlocks(12, p)), [3, 4, 6, 11]);
     assert.throws(() => expansionPlan(12, { p: 5 }), /does not divide/);
-    assert.throws(() => expansionPlan(12, {}), /give split or p/);
+    assert.throws(() => expansionPlan(12, {}), /give split, p or after/);
+    assert.throws(() => expansionPlan(12, { p: 2, split: 6 }), /not split and p/);
+    // Explicit placement: 3 copies in a 4-block model (no split gives that).
+    const a = expansionPlan(4, { after: [1, 3, 4] });
+    assert.deepEqual([a.p, a.split, a.source, a.newBlocks], [3, undefined, [0, 0, 1, 2, 2, 3, 3], [1, 4, 6]]);
+    assert.deepEqual(expansionPlan(12, { split: 4 }).after, [4, 8, 12]);
+    assert.throws(() => expansionPlan(4, { after: [3, 1] }), /increasing block numbers in \[1, 4\]/);
+    assert.throws(() => expansionPlan(4, { after: [5] }), /increasing/);
   });
 
   test("LoRA targets: per-block names, full names, overlaps and unknown names rejected", () => {

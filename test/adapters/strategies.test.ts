@@ -34,6 +34,7 @@ const CASES: Case[] = [
   { name: "selective lora r2 lambda 0.5", spec: { kind: "selective-lora", rank: 2, lambda: 0.5, targets: ["query", "value", "fc2"] } },
   { name: "block expansion p=2", spec: { kind: "block-expansion", p: 2 } },
   { name: "block expansion split 3, fresh head", spec: { kind: "block-expansion", split: 3, freshHead: { classes: 3, init: "torch" } } },
+  { name: "block expansion after blocks 1,3,4", spec: { kind: "block-expansion", after: [1, 3, 4] } },
 ];
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {

@@ -33,8 +33,30 @@ function fmtTime(s: number): string {
 
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
+/** What a custom `format` sees: amounts, seconds elapsed and the estimated seconds left. */
+export interface ProgressState {
+  done: number;
+  total: number;
+  elapsed: number;
+  eta: number;
+  status?: string;
+}
+
+export interface ProgressOptions {
+  mode?: ProgressMode;
+  unit?: string;
+  minIntervalMs?: number;
+  /** Work already done before this session (not counted in the rate). */
+  start?: number;
+  /** Replaces the default line `label done/total unit [elapsed < eta, rate] status`. */
+  format?: (s: ProgressState) => string;
+}
+
+/** "1h05m", "3m07s". */
+export { fmtTime as formatDuration };
+
 /** A progress reporter for `total` units of work labelled `label`. */
-export function createProgress(label: string, total: number, opts: { mode?: ProgressMode; unit?: string; minIntervalMs?: number; start?: number } = {}): Progress {
+export function createProgress(label: string, total: number, opts: ProgressOptions = {}): Progress {
   const mode = opts.mode ?? progressMode();
   const unit = opts.unit ?? "it";
   const t0 = Date.now();
@@ -54,7 +76,10 @@ export function createProgress(label: string, total: number, opts: { mode?: Prog
     // Rate and ETA count only this session's work (a resumed run starts at `start`).
     const rate = (done - (opts.start ?? 0)) / Math.max(el, 1e-9);
     const eta = rate > 0 ? (total - done) / rate : NaN;
-    return { el, rate, eta, text: `${label} ${done}/${total} ${unit} [${fmtTime(el)} < ${fmtTime(eta)}, ${rate.toFixed(rate < 10 ? 2 : 0)} ${unit}/s]${status ? ` ${status}` : ""}` };
+    const text = opts.format
+      ? opts.format({ done, total, elapsed: el, eta, status })
+      : `${label} ${done}/${total} ${unit} [${fmtTime(el)} < ${fmtTime(eta)}, ${rate.toFixed(rate < 10 ? 2 : 0)} ${unit}/s]${status ? ` ${status}` : ""}`;
+    return { el, rate, eta, text };
   };
   const render = (done: number, status: string | undefined, final: boolean) => {
     const now = Date.now();
@@ -80,6 +105,8 @@ export function createProgress(label: string, total: number, opts: { mode?: Prog
         if (!display) { if (final) process.stdout.write(text + "\n"); return; }
         const pct = (frac * 100).toFixed(1);
         try {
+          // Executed notebooks are untrusted and hide HTML: headless runs show the line as text.
+          if (process.env.STUDY_HEADLESS === "1") return display.text(text);
           display.html(
             `<div style="font-family:monospace"><div style="background:#eee;width:320px;height:10px">` +
               `<div style="background:#4c78a8;width:${pct}%;height:10px"></div></div>${escapeHtml(text)}</div>`,

@@ -24,6 +24,8 @@ export interface TrainConfig {
   clipGradNorm?: number;
   /** Run `hooks.evaluate` every N steps (and at the end); off when undefined. */
   evalEvery?: number;
+  /** Also run `hooks.evaluate` at these steps (e.g. a forgetting curve's 0, 1, 2, 5, 10, ...). */
+  evalAt?: number[];
   /** Periodic checkpoints for resuming, every N steps. */
   checkpointEvery?: number;
   /** Periodic checkpoints kept (older ones pruned); snapshots are always kept. Default 2. */
@@ -62,6 +64,8 @@ export interface TrainHooks {
   onCheckpoint?: (step: number, dir: string, reasons: string[]) => Promise<void> | void;
   /** Every metrics record (train lines and eval lines), e.g. appended to metrics.jsonl. */
   onMetrics?: (record: Record<string, unknown>) => void;
+  /** After every update: the step reached and its loss (progress displays). */
+  onStep?: (step: number, loss: number) => void;
 }
 
 export interface TrainOptions {
@@ -118,6 +122,8 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
   const optimizer: Optimizer = createOptimizer(config.optimizer);
   const dir = opts.checkpointDir;
   const saveAt = new Set(config.saveAt ?? []);
+  const evalAt = new Set(config.evalAt ?? []);
+  const isEvalStep = (step: number) => (config.evalEvery !== undefined && step % config.evalEvery === 0) || evalAt.has(step) || step === config.steps;
   const logEvery = Math.max(1, config.logEvery ?? 10);
   const hooks = opts.hooks ?? {};
   const history: StepMetrics[] = [];
@@ -154,7 +160,9 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
   };
 
   if (start === 0 && saveAt.has(0)) await checkpoint(0, ["snapshot"]);
-  if (start === 0 && config.evalEvery && hooks.evaluate) await evaluate(0);
+  // A resumed run evaluates its first step again: the process may have died between writing that
+  // step's checkpoint and its evaluation (the numbers are the same, the weights being the same).
+  if (isEvalStep(start)) await evaluate(start);
 
   const progress = createProgress("train", config.steps, { mode: opts.progress, unit: "step", start });
   const t0 = Date.now();
@@ -220,12 +228,13 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
       windowStart = now; windowImages = 0; lossSum = 0; lossN = 0;
     }
     progress.update(step, `loss ${lossV.toFixed(4)} lr ${lr.toExponential(2)}`);
+    hooks.onStep?.(step, lossV);
     const reasons: string[] = [];
     if (saveAt.has(step)) reasons.push("snapshot");
     if (config.checkpointEvery && step % config.checkpointEvery === 0) reasons.push("periodic");
     if (step === config.steps) reasons.push("final");
     if (reasons.length) await checkpoint(step, reasons);
-    if ((config.evalEvery && step % config.evalEvery === 0) || step === config.steps) await evaluate(step);
+    if (isEvalStep(step)) await evaluate(step);
   }
   progress.finish(Number.isFinite(finalLoss) ? `loss ${finalLoss.toFixed(4)}` : undefined);
   optimizer.dispose();

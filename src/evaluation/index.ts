@@ -1,4 +1,6 @@
-// Evaluation: features, top-1 and DINO's weighted k-NN.
+// Evaluation: features, top-1, DINO's weighted k-NN, CLIP zero-shot.
 export * from "./features";
 export * from "./knn";
 export * from "./evaluate";
+export * from "./zeroshot";
+export * from "./imagenet-prompts";

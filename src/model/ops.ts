@@ -52,7 +52,7 @@ interface CustomOpResult {
 }
 
 /** tf.customGrad with typed inputs (its own signature types every argument `Tensor | GradSaveFunc`). */
-function customOp<A extends tf.Tensor[]>(f: (...args: [...A, tf.GradSaveFunc]) => CustomOpResult): (...args: A) => tf.Tensor {
+export function customOp<A extends tf.Tensor[]>(f: (...args: [...A, tf.GradSaveFunc]) => CustomOpResult): (...args: A) => tf.Tensor {
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...args: A) => tf.Tensor;
 }
 

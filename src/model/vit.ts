@@ -3,18 +3,17 @@
 //
 // Variables are keyed by timm state-dict names and kept in PyTorch layouts (Linear [out,in],
 // patch projection [D,C,P,P]), so a timm/DINO file loads by straight copy and saving is exact.
-// Adapters (LoRA, selective LoRA) attach to linear layers by name through `LinearHook`s.
+// Adapters (LoRA, selective LoRA) attach to linear layers by name through `LinearHook`s
+// (src/model/module.ts); the blocks are the shared pre-norm block of src/model/transformer.ts.
 import * as tf from "@tensorflow/tfjs";
-import { Activation, mlpHidden, numPatches, validateConfig, ViTConfig } from "./config";
-import { gelu, layerNorm } from "./ops";
+import { mlpHidden, numPatches, validateConfig, ViTConfig } from "./config";
+import { LinearModule } from "./module";
+import { attention, mlp, residualBlock } from "./transformer";
 import type { ForwardOptions, ImageModel } from "./types";
 import { Rng } from "../runtime/rng";
 
-/** Changes a linear layer's output, e.g. adds a low-rank update. */
-export interface LinearHook {
-  /** x: the layer's input [M,in]; y: the frozen layer's output [M,out] -> new output [M,out]. */
-  apply(x: tf.Tensor2D, y: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D;
-}
+export type { LinearHook } from "./module";
+export { activation } from "./transformer";
 
 /** Outputs of one forward pass through the backbone. */
 export interface BackboneOutput {
@@ -28,8 +27,6 @@ export interface CreateOptions {
   /** Seed of the initialisation; the same seed gives the same weights on every backend. */
   seed?: number;
 }
-
-let modelCounter = 0;
 
 /** The linear layers of block i, by timm name (what LoRA can target). */
 export function blockLinears(i: number): string[] {
@@ -85,21 +82,18 @@ function initTensor(name: string, shape: number[], rng: Rng): tf.Tensor {
   return tf.randomNormal(shape, 0, 0.02, "float32", rng.seed());
 }
 
-export class ViT implements ImageModel {
+/** Base parameters (`params`) are in timm names and PyTorch layouts. */
+export class ViT extends LinearModule implements ImageModel {
   readonly config: ViTConfig;
-  /** Base parameters, timm names, PyTorch layouts. */
-  readonly params = new Map<string, tf.Variable>();
-  /** Variables owned by attached adapters (peft-style names), included in namedVariables(). */
-  readonly adapterParams = new Map<string, tf.Variable>();
-  /** Hooks per linear layer name, applied in insertion order. */
-  readonly hooks = new Map<string, LinearHook[]>();
-  /** Prefix of this model's tfjs variable names: tfjs names are global and must be unique. */
-  readonly uid: string;
 
   private constructor(config: ViTConfig) {
     validateConfig(config);
+    super("ViT", "vit");
     this.config = { ...config };
-    this.uid = `vit${++modelCounter}`;
+  }
+
+  protected get lnEps(): number {
+    return this.config.lnEps;
   }
 
   /** A freshly initialised model (timm init). */
@@ -137,33 +131,6 @@ export class ViT implements ImageModel {
     return this.config.width;
   }
 
-  /** Creates a tfjs variable owned by this model (name made globally unique). */
-  newVariable(name: string, init: tf.Tensor, trainable = true): tf.Variable {
-    return tf.variable(init, trainable, `${this.uid}/${name}`);
-  }
-
-  /** A base parameter by timm name; a clear error when it does not exist. */
-  p(name: string): tf.Variable {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`ViT has no parameter '${name}'`);
-    return v;
-  }
-
-  namedVariables(): Map<string, tf.Variable> {
-    return new Map([...this.params, ...this.adapterParams]);
-  }
-
-  addHook(linear: string, hook: LinearHook): void {
-    if (!this.params.has(`${linear}.weight`)) throw new Error(`ViT has no linear layer '${linear}'`);
-    this.hooks.set(linear, [...(this.hooks.get(linear) ?? []), hook]);
-  }
-
-  removeHook(linear: string, hook: LinearHook): void {
-    const rest = (this.hooks.get(linear) ?? []).filter((h) => h !== hook);
-    if (rest.length) this.hooks.set(linear, rest);
-    else this.hooks.delete(linear);
-  }
-
   /**
    * Replaces the head with copies of `weight` [classes,D] and `bias` [classes] (or none), e.g. a
    * fresh head for a new class count; the config's numClasses and headBias follow.
@@ -184,28 +151,6 @@ export class ViT implements ImageModel {
   }
 
   // ---- layers ----------------------------------------------------------------------------
-
-  /**
-   * y = x W^T + b, then the layer's hooks. x: [M,in] -> [M,out].
-   * Not tf.fused.matMul: tfjs-backend-wasm 4.22 adds the bias wrongly when transposeB is set
-   * (test/model/vit.test.ts checks wasm against cpu).
-   */
-  linear(name: string, x: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
-    let y: tf.Tensor2D = tf.matMul(x, this.p(`${name}.weight`), false, true); // [M,out]
-    const bias = this.params.get(`${name}.bias`);
-    if (bias) y = tf.add<tf.Tensor2D>(y, bias);
-    for (const h of this.hooks.get(name) ?? []) y = h.apply(x, y, opts);
-    return y;
-  }
-
-  /** LayerNorm over the last axis, biased variance as torch.nn.LayerNorm. */
-  layerNorm(name: string, x: tf.Tensor): tf.Tensor {
-    return layerNorm(x, this.p(`${name}.weight`) as tf.Tensor1D, this.p(`${name}.bias`) as tf.Tensor1D, this.config.lnEps);
-  }
-
-  private act(x: tf.Tensor): tf.Tensor {
-    return activation(this.config.act, x);
-  }
 
   /** Patch + position embedding. x: [B,H,W,C] -> [B,T,D]. */
   embed(x: tf.Tensor4D): tf.Tensor3D {
@@ -231,34 +176,19 @@ export class ViT implements ImageModel {
     return tf.add(t, this.p("pos_embed")) as tf.Tensor3D; // [B,T,D]
   }
 
-  /** Multi-head self-attention with its output projection. x: [B,T,D] -> [B,T,D]. */
+  /** Multi-head self-attention of block i with its output projection. x: [B,T,D] -> [B,T,D]. */
   attention(i: number, x: tf.Tensor3D, opts: ForwardOptions): tf.Tensor3D {
-    const { width: D, heads: Hn } = this.config;
-    const [B, T] = x.shape;
-    const hd = D / Hn;
-    // Split q, k, v before the head transpose: timm's 5-D [B,T,3,H,hd] -> [3,B,H,T,hd] has no
-    // fast path on wasm (it cost more than all of the block's matmuls); the split is a block copy.
-    const qkv = this.linear(`blocks.${i}.attn.qkv`, x.reshape([B * T, D]), opts).reshape([B * T, 3, D]); // [B*T,3,D]
-    const [q, k, v] = tf.unstack(qkv, 1).map((t) => t.reshape([B, T, Hn, hd]).transpose([0, 2, 1, 3]) as tf.Tensor4D); // each [B,H,T,hd]
-    const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true); // [B,H,T,T]
-    const o = tf.matMul(tf.softmax(scores), v) // [B,H,T,hd]
-      .transpose([0, 2, 1, 3])
-      .reshape([B * T, D]) as tf.Tensor2D; // [B*T,D]
-    return this.linear(`blocks.${i}.attn.proj`, o, opts).reshape([B, T, D]);
+    return attention(this, `blocks.${i}`, x, this.config.heads, opts);
   }
 
-  /** fc1 -> activation -> fc2. x: [B,T,D] -> [B,T,D]. */
+  /** fc1 -> activation -> fc2 of block i. x: [B,T,D] -> [B,T,D]. */
   mlp(i: number, x: tf.Tensor3D, opts: ForwardOptions): tf.Tensor3D {
-    const [B, T, D] = x.shape;
-    const h = this.act(this.linear(`blocks.${i}.mlp.fc1`, x.reshape([B * T, D]), opts)) as tf.Tensor2D; // [B*T,Hm]
-    return this.linear(`blocks.${i}.mlp.fc2`, h, opts).reshape([B, T, D]);
+    return mlp(this, `blocks.${i}`, x, this.config.act, opts);
   }
 
-  /** One pre-norm block: two residual lines. */
+  /** One pre-norm block: two residual lines. x: [B,T,D] -> [B,T,D]. */
   block(i: number, x: tf.Tensor3D, opts: ForwardOptions = {}): tf.Tensor3D {
-    x = tf.add(x, this.attention(i, this.layerNorm(`blocks.${i}.norm1`, x) as tf.Tensor3D, opts));
-    x = tf.add(x, this.mlp(i, this.layerNorm(`blocks.${i}.norm2`, x) as tf.Tensor3D, opts));
-    return x;
+    return residualBlock(this, `blocks.${i}`, x, { heads: this.config.heads, act: this.config.act }, opts);
   }
 
   /** The backbone: embeddings, blocks, final norm. Call inside tf.tidy. */
@@ -299,19 +229,6 @@ export class ViT implements ImageModel {
     return tf.tidy(() => this.forward(x, { ...opts, collectBlocks: true }).blocks);
   }
 
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
-    for (const v of this.adapterParams.values()) v.dispose();
-    this.params.clear();
-    this.adapterParams.clear();
-    this.hooks.clear();
-  }
-}
-
-/** Exact erf GELU or CLIP's QuickGELU. */
-export function activation(kind: Activation, x: tf.Tensor): tf.Tensor {
-  if (kind === "quick_gelu") return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
-  return gelu(x);
 }
 
 /** Shorthand: a freshly initialised ViT. */

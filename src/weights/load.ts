@@ -108,9 +108,14 @@ export interface FileLoadOptions extends LoadOptions {
  * `__metadata__.naming` when it is one we know, else detected from the keys.
  */
 export async function readStateDict(file: string, naming: Naming | "auto" = "auto"): Promise<Converted & { metadata: Record<string, string> }> {
-  const { tensors, metadata } = (await isZip(file)) ? { tensors: await readPth(file), metadata: {} as Record<string, string> } : await readSafetensors(file);
+  const { tensors, metadata } = await readTensorFile(file);
   const declared = NAMINGS.find((n) => n === metadata.naming);
   return { ...toTimm(tensors, { naming: naming === "auto" ? declared ?? "auto" : naming, file }), metadata };
+}
+
+/** The tensors of a safetensors file or a torch zip checkpoint (parsed without running its pickle), under the file's own names. */
+export async function readTensorFile(file: string): Promise<{ tensors: StateDict; metadata: Record<string, string> }> {
+  return (await isZip(file)) ? { tensors: await readPth(file), metadata: {} } : readSafetensors(file);
 }
 
 /** A torch >= 1.6 checkpoint is a zip: it starts with "PK\x03\x04". */

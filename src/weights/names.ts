@@ -39,7 +39,7 @@ const reshaped = (t: HostTensor, shape: number[], key: string): HostTensor => {
 };
 
 /** Rows of q, k, v stacked (torch.cat dim 0): the fused qkv of timm, [3D, in] or [3D]. */
-function catRows(parts: HostTensor[], key: string): HostTensor {
+export function catRows(parts: HostTensor[], key: string): HostTensor {
   const [first] = parts;
   const rest = first.shape.slice(1).join(",");
   for (const p of parts) {
@@ -58,7 +58,7 @@ function catRows(parts: HostTensor[], key: string): HostTensor {
 }
 
 /** 2-D transpose (OpenAI's `proj` is [D,E]; timm's head.weight is [E,D]). */
-function transpose2d(t: HostTensor, key: string): HostTensor {
+export function transpose2d(t: HostTensor, key: string): HostTensor {
   if (t.shape.length !== 2) throw new Error(`${key}: expected a matrix, got shape [${t.shape.join(", ")}]`);
   const [r, c] = t.shape;
   const out = t.dtype === "float32" ? new Float32Array(r * c) : new Int32Array(r * c);

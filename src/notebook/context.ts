@@ -3,18 +3,33 @@
 // inline PNG / markdown when executed headless by `study run`, interactive plotly / HTML live.
 import * as path from "node:path";
 import { initBackend, BackendReport } from "../runtime/backend";
-import { REPO_ROOT } from "../runtime/record";
+import { REPO_ROOT, RunEnvironment, runEnvironment } from "../runtime/record";
 import { writeFileAtomic } from "../runs/atomic";
 import { plotPage } from "../plotting/browser";
 import { Figure, RenderOptions, liveHtml, renderFigure } from "../plotting/figure";
 import { TableLike, TableOptions, tableText, toTable } from "../plotting/table";
 import { ENV, Preset, PRESETS, isPreset, kernelFiguresDir } from "./layout";
 
-/** Where rich output goes: tslab's display in a kernel; anything with these methods in tests. */
+/**
+ * Where rich output goes: one output with several forms of the same thing (MIME type -> content),
+ * of which the front end shows the richest it trusts. tslab's own display sends one type per
+ * output, so in a kernel this goes through tslab's display channel (see `tslabSink`).
+ */
 export interface DisplaySink {
-  png(b: Uint8Array): void;
-  html(s: string): void;
-  markdown(s: string): void;
+  bundle(data: Record<string, string | Uint8Array>): void;
+}
+
+/** tslab's display channel with several MIME types in one output (its public API sends one). */
+export function tslabSink(): DisplaySink {
+  return {
+    bundle(data) {
+      const jupyter = require("tslab/dist/jupyter") as { lastWriteDisplayData?: (d: unknown, update: boolean) => void };
+      const write = jupyter.lastWriteDisplayData;
+      if (!write) throw new Error("Not ready: no executing notebook cell to display in");
+      const enc = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === "string" ? v : Buffer.from(v).toString("base64")]));
+      write({ data: enc, metadata: {}, transient: {} }, false);
+    },
+  };
 }
 
 export interface NotebookOptions {
@@ -66,13 +81,21 @@ export class NotebookContext {
     /** The backend report, when `notebook()` selected one. */
     readonly backend: BackendReport | undefined,
     display?: DisplaySink,
+    /** Versions, git commit and machine, read when the notebook started (before it wrote anything). */
+    readonly environment: RunEnvironment = runEnvironment(),
   ) {
-    this.sink = display ? () => display : () => (require("tslab") as typeof import("tslab")).display;
+    this.sink = display ? () => display : tslabSink;
   }
 
   /** The repository root (the kernel's working directory). */
   get root(): string {
     return REPO_ROOT;
+  }
+
+  /** A path relative to the repository root, as outputs print them (no machine-specific prefix). */
+  relative(p: string): string {
+    const r = path.relative(REPO_ROOT, path.resolve(REPO_ROOT, p));
+    return r === "" ? "." : r.startsWith("..") ? p : r;
   }
 
   /** The value for this preset: `nb.pick({ smoke: 64, laptop: 5_000, paper: 50_000 })`. */
@@ -99,8 +122,9 @@ export class NotebookContext {
     writeFileAtomic(files.svg, r.svg);
     writeFileAtomic(files.html, r.html);
     if (opts.show ?? true) {
-      if (this.headless) this.sink().png(r.inlinePng);
-      else this.sink().html(liveHtml(fig, `fig-${this.name}-${name}-${NotebookContext.shown}`, r.inlinePng, NotebookContext.shown === 0, opts));
+      // Headless: the PNG alone (executed notebooks are untrusted: HTML and SVG are hidden there).
+      if (this.headless) this.sink().bundle({ "image/png": r.inlinePng });
+      else this.sink().bundle({ "text/html": liveHtml(fig, `fig-${this.name}-${name}-${NotebookContext.shown}`, r.inlinePng, NotebookContext.shown === 0, opts), "image/png": r.inlinePng });
       NotebookContext.shown++;
     }
   }
@@ -115,22 +139,22 @@ export class NotebookContext {
     return { csv: this.path(`${name}.csv`), md: this.path(`${name}.md`) };
   }
 
-  /** Writes `<name>.csv` and `<name>.md` to `dir` and shows the table (markdown headless, HTML live). */
+  /**
+   * Writes `<name>.csv` and `<name>.md` to `dir` and shows the table: markdown headless (GitHub),
+   * HTML live, each with a fixed-width text form (what an untrusted notebook shows).
+   */
   table(name: string, t: TableLike, opts: TableOptions & { show?: boolean } = {}): void {
     checkName("table", name);
     const txt = tableText(toTable(t, name), opts);
     const files = this.tableFiles(name);
     writeFileAtomic(files.csv, txt.csv);
     writeFileAtomic(files.md, txt.markdown);
-    if (opts.show ?? true) {
-      if (this.headless) this.sink().markdown(txt.markdown);
-      else this.sink().html(txt.html);
-    }
+    if (opts.show ?? true) this.sink().bundle(this.headless ? { "text/markdown": txt.markdown, "text/plain": txt.plain } : { "text/html": txt.html, "text/plain": txt.plain });
   }
 
-  /** Shows markdown inline (e.g. a heading or a paragraph computed from results). */
+  /** Shows markdown inline (e.g. a paragraph computed from results), with its text as the plain form. */
   markdown(s: string): void {
-    this.sink().markdown(s);
+    this.sink().bundle({ "text/markdown": s, "text/plain": s });
   }
 }
 
@@ -148,5 +172,5 @@ export async function notebook(name: string, preset: string = "laptop", opts: No
   // run before the first figure. A failure here is retried, and reported, by that figure.
   if (opts.prewarm ?? true) plotPage().catch(() => undefined);
   const backend = opts.backend === false ? undefined : await initBackend();
-  return new NotebookContext(name, preset, kernelFiguresDir(name, preset), headless, backend, opts.display);
+  return new NotebookContext(name, preset, kernelFiguresDir(name, preset), headless, backend, opts.display, runEnvironment());
 }

@@ -64,8 +64,9 @@ export function gitState(cwd = REPO_ROOT): GitState {
   const git = (...args: string[]) => execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   try {
     const commit = git("rev-parse", "HEAD");
-    // Run outputs and caches are ignored, so "dirty" means source changes only.
-    const dirty = git("status", "--porcelain", "--untracked-files=no").length > 0;
+    // Run outputs and caches are ignored, and figures/ (reference outputs, rewritten by the
+    // notebooks while they run) is left out, so "dirty" means source changes only.
+    const dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures").length > 0;
     return { commit, dirty };
   } catch {
     return { commit: null, dirty: null };

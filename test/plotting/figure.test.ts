@@ -78,17 +78,21 @@ test("figure files written by the context are atomic and complete", async () => 
   const saved = process.env.STUDY_FIGURES_DIR;
   process.env.STUDY_FIGURES_DIR = dir;
   try {
-    const sink = { png: () => shown.push("png"), html: (s: string) => shown.push(`html:${s.length}`), markdown: (s: string) => shown.push(`md:${s}`) };
+    const sink = {
+      bundle: (d: Record<string, string | Uint8Array>) =>
+        shown.push(Object.entries(d).map(([k, v]) => (k === "image/png" ? "png" : k === "text/html" ? `html:${v.length}` : `${k}:${String(v)}`)).join(" + ")),
+    };
     const headless = await notebook("t", "smoke", { display: sink, headless: true, backend: false });
     await headless.figure("curve", fig);
     headless.table("rows", [{ a: 1, b: 0.123456789 }, { a: 2, b: 2 }]);
     assert.deepEqual(fs.readdirSync(dir).sort(), ["curve.html", "curve.png", "curve.svg", "rows.csv", "rows.md"]);
     assert.deepEqual(shown.slice(0, 1), ["png"]);
-    assert.equal(shown[1], "md:|a|b|\n|-:|-:|\n|1|0.1235|\n|2|2|\n");
+    // Markdown for GitHub, and the fixed-width text an untrusted notebook shows.
+    assert.equal(shown[1], "text/markdown:|a|b|\n|-:|-:|\n|1|0.1235|\n|2|2|\n + text/plain:a       b\n-  ------\n1  0.1235\n2       2");
     assert.equal(fs.readFileSync(path.join(dir, "rows.csv"), "utf8"), "a,b\n1,0.123456789\n2,2\n");
     const live = await notebook("t", "smoke", { display: sink, headless: false, backend: false });
     await live.figure("curve2", fig);
-    assert.ok(shown[2].startsWith("html:"), "live figures are HTML");
+    assert.ok(/^html:\d+ \+ png$/.test(shown[2]), `live figures are HTML with a PNG form: ${shown[2]}`);
     assert.throws(() => live.table("../escape", []), /table name '\.\.\/escape'/);
   } finally {
     if (saved === undefined) delete process.env.STUDY_FIGURES_DIR;

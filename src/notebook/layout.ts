@@ -2,14 +2,10 @@
 // notebook, the figures directory, and the environment variables that carry them into the kernel.
 import * as path from "node:path";
 import { REPO_ROOT } from "../runtime/record";
+import type { Preset } from "../studies/presets";
 
-/** Run sizes: `smoke` seconds (tests, CI), `laptop` minutes to an hour on a CPU, `paper` the papers' own. */
-export type Preset = "smoke" | "laptop" | "paper";
-export const PRESETS: readonly Preset[] = ["smoke", "laptop", "paper"];
-
-export function isPreset(s: unknown): s is Preset {
-  return typeof s === "string" && (PRESETS as readonly string[]).includes(s);
-}
+export { isPreset, PRESETS } from "../studies/presets";
+export type { Preset } from "../studies/presets";
 
 /** Environment variables the runner sets for the kernel (read by `notebook()`). */
 export const ENV = {

@@ -29,7 +29,7 @@ export function configHash(config: unknown): string {
 }
 
 /** `<name>-<hash12>`; the name is the config's `name` field, slugged. */
-export function runId(config: { name?: string; [key: string]: unknown }): string {
+export function runId<C extends { name?: string }>(config: C): string {
   const slug = (config.name ?? "run").toLowerCase().replace(/[^a-z0-9.-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48) || "run";
   return `${slug}-${configHash(config).slice(0, 12)}`;
 }
@@ -63,8 +63,8 @@ export class Run {
    * Opens the run of `config` (creating it when new). `force` discards a previous result and
    * checkpoints so the run starts over.
    */
-  static open<C extends Record<string, unknown> & { name?: string }>(config: C, opts: { root?: string; force?: boolean } = {}): Run {
-    const run = new Run(config, opts.root ?? runsRoot());
+  static open<C extends { name?: string }>(config: C, opts: { root?: string; force?: boolean } = {}): Run {
+    const run = new Run(config as Record<string, unknown> & { name?: string }, opts.root ?? runsRoot());
     const cfgFile = path.join(run.dir, "config.json");
     if (fs.existsSync(cfgFile)) {
       const stored = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as unknown;
@@ -78,6 +78,19 @@ export class Run {
     removeStaleTemps(run.dir);
     if (!fs.existsSync(cfgFile)) writeJsonAtomic(cfgFile, JSON.parse(canonicalJson(config)));
     return run;
+  }
+
+  /** The id a config's run has (without creating anything). */
+  static idOf<C extends { name?: string }>(config: C): string {
+    return runId(config);
+  }
+
+  /** The status of a config's run in `root`, without creating its folder. */
+  static statusOf<C extends { name?: string }>(config: C, root = runsRoot()): RunStatus {
+    const dir = path.join(root, runId(config));
+    if (fs.existsSync(path.join(dir, "results.json"))) return "finished";
+    if (fs.existsSync(path.join(dir, "record.json"))) return "unfinished";
+    return "new";
   }
 
   /** Opens an existing run folder by id (for evaluation and tables). */
@@ -135,9 +148,13 @@ export class Run {
 
   /** Drops metrics lines past `step` (before resuming from that step's checkpoint). */
   truncateMetrics(step: number): void {
-    const keep = this.metrics().filter((m) => typeof m.step !== "number" || m.step <= step);
+    this.keepMetrics((m) => typeof m.step !== "number" || m.step <= step);
+  }
+
+  /** Keeps only the metrics lines `keep` accepts (rewritten atomically). */
+  keepMetrics(keep: (m: Record<string, unknown>) => boolean): void {
     const file = path.join(this.dir, "metrics.jsonl");
-    if (fs.existsSync(file)) writeJsonLines(file, keep);
+    if (fs.existsSync(file)) writeJsonLines(file, this.metrics().filter(keep));
   }
 
   writeResults(results: Record<string, unknown>): void {

@@ -77,17 +77,55 @@ test("an unknown --set is refused before anything runs", () => {
   assert.match(r.stderr, /typo\.ipynb: unknown parameter lrr; the parameters cell declares lr/);
 });
 
+/** What each study notebook must leave beside its executed copy: a table with these columns. */
+const OUTPUT_TABLES: Record<string, [string, string[]]> = {
+  "01-forgetting-curve": ["curve.csv", ["method", "schedule", "seed", "step", "retention_knn20"]],
+  "02-table1": ["table1.csv", ["method", "trainable", "target_top1_best", "target_top1_last", "retention_knn20", "mean", "target_top1_best_std", "retention_knn20_std"]],
+  "03-targets": ["targets.csv", ["target", "method", "target_top1_best", "retention_knn20"]],
+};
+
+function inlinePngs(nb: Notebook): number {
+  return nb.cells.flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "display_data" && "image/png" in o.data)).length;
+}
+
 describe("every notebook runs at the smoke preset", { concurrency: 1 }, () => {
+  // A run store of its own: every run of every study really trains here.
+  const runs = () => path.join(tmp, "smoke-runs");
   for (const file of studyNotebooks()) {
     const stem = path.basename(file, ".ipynb");
     test(stem, async () => {
       const out = path.join(tmp, "smoke", stem, `${stem}.ipynb`);
-      const r = await runNotebook({ notebook: file, preset: "smoke", out });
+      const r = await runNotebook({ notebook: file, preset: "smoke", out, env: { STUDY_RUNS_DIR: runs() } });
       assert.ok(r.ok, r.failure ? `cell ${r.failure.index}: ${r.failure.error}\n${r.failure.detail}` : "");
       const nb = readNotebook(out);
       assert.match(text(nb.cells.find((c) => c.metadata.tags?.includes("injected-parameters"))?.source), /const preset = "smoke";/);
+      if (stem === "00-environment") return;
+      assert.ok(inlinePngs(nb) >= 1, "at least one figure inline as PNG");
+      const tables = nb.cells.flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "display_data" && "text/markdown" in o.data));
+      assert.ok(tables.length > 0 && tables.every((o) => o.output_type === "display_data" && "text/plain" in o.data), "tables carry a text/plain form (untrusted notebooks hide markdown)");
+      const spec = OUTPUT_TABLES[stem];
+      if (spec) {
+        const header = fs.readFileSync(path.join(path.dirname(out), spec[0]), "utf8").split("\n")[0].split(",");
+        for (const col of spec[1]) assert.ok(header.includes(col), `${spec[0]} has column ${col} (has ${header.join(", ")})`);
+      }
+      assert.doesNotMatch(fs.readFileSync(out, "utf8"), new RegExp(REPO_ROOT.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")), "no machine-specific paths in the outputs");
     });
   }
+});
+
+test("the paper preset without its inputs fails in seconds naming each, after printing the plan", async () => {
+  const file = path.join(REPO_ROOT, "notebooks", "02-table1.ipynb");
+  const out = path.join(tmp, "paper", "02-table1.ipynb");
+  const missing = path.join(tmp, "nothing-here");
+  const env = { STUDY_RUNS_DIR: path.join(tmp, "paper-runs"), STUDY_DINO_WEIGHTS: path.join(missing, "dino.pth"), STUDY_IMAGENET_DIR: path.join(missing, "imagenet"), STUDY_DATA_DIR: path.join(missing, "data"), STUDY_DATA_MIRROR: "" };
+  const r = await runNotebook({ notebook: file, preset: "paper", out, env });
+  assert.equal(r.ok, false);
+  assert.ok(r.seconds < 60, `failed fast (${r.seconds.toFixed(1)} s, kernel start included)`);
+  assert.match(r.failure!.error + r.failure!.detail, /cannot start: 3 inputs are missing on this machine/);
+  for (const s of ["STUDY_DINO_WEIGHTS", "STUDY_IMAGENET_DIR", "dino_vitbase16_pretrain.pth", "cifar-100-python.tar.gz"]) assert.ok((r.failure!.error + r.failure!.detail).includes(s), s);
+  const plan = fs.readFileSync(path.join(tmp, "paper", "plan.csv"), "utf8");
+  assert.match(plan, /^method,seed,lr,warmup,steps,status,trainable,train_tmacs,eval_tmacs\n/);
+  assert.match(plan, /\nAll,0,0\.005,500,10000,new,85875556,/, "the plan lists the paper's runs with their exact trainable counts");
 });
 
 test("00-environment: inline PNG, the three figure files beside the output, byte-identical rerun", async () => {

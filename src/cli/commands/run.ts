@@ -2,7 +2,7 @@
 import * as path from "node:path";
 import type { Command } from "../command";
 import { numOpt, opt, parseArgs } from "../command";
-import { isPreset, PRESETS } from "../../notebook/layout";
+import { isPreset, Preset, PRESETS } from "../../notebook/layout";
 import { Params, parseSetting } from "../../notebook/params";
 import { formatFailure, runNotebook } from "../../notebook/runner";
 
@@ -26,8 +26,9 @@ A failing cell exits with status 1 and prints the cell's index, source and error
       console.error(this.usage);
       return 2;
     }
-    const preset = opt(args, "preset");
-    if (preset !== undefined && !isPreset(preset)) throw new Error(`--preset ${preset}: use one of ${PRESETS.join(", ")}`);
+    const given = opt(args, "preset");
+    if (given !== undefined && !isPreset(given)) throw new Error(`--preset ${given}: use one of ${PRESETS.join(", ")}`);
+    const preset = given as Preset | undefined;
     const params: Params = {};
     for (const s of args.options.get("set") ?? []) {
       const [k, v] = parseSetting(s);

@@ -1,10 +1,13 @@
 // `study train`: runs an experiment config (the same runExperiment the notebooks call), reusing a
 // finished run, resuming an unfinished one.
 import * as fs from "node:fs";
+import * as path from "node:path";
 import type { Command } from "../command";
 import { numOpt, opt, parseArgs } from "../command";
 import type { BackendChoice } from "../../runtime/backend";
-import type { ExperimentConfig } from "../../training/experiment";
+import type { ExperimentConfig } from "../../studies/config";
+import { validateConfig } from "../../studies/config";
+import { templateConfig } from "../../studies/template";
 import { parseDatasetArg, setPath } from "./dataset-args";
 
 const USAGE = `usage: study train <config.json> [options]
@@ -27,23 +30,6 @@ options:
 
 example: study train configs/source-cifar5.json`;
 
-/** Defaults for flag-built configs: CIFAR-native transforms, AdamW, cosine. */
-function template(): ExperimentConfig {
-  const norm = { mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
-  return {
-    name: "run", seed: 0,
-    data: {
-      train: { name: "cifar10-jpeg", split: "train" }, test: { name: "cifar10-jpeg", split: "test" },
-      trainTransform: { kind: "pad-crop", size: 32, padding: 4, flip: true, ...norm },
-      evalTransform: { kind: "identity", size: 32, ...norm }, batchSize: 128,
-    },
-    model: { preset: "vit-cifar-micro", vit: {} },
-    strategy: { kind: "full" },
-    train: { steps: 1000, optimizer: { name: "adamw", lr: 1e-3, weightDecay: 0.05 }, schedule: { kind: "cosine", warmupSteps: 100 }, checkpointEvery: 100, evalEvery: 500 },
-    eval: { knn: { ks: [10, 20, 100, 200], temperature: 0.07 } },
-  };
-}
-
 export function resolveTrainConfig(argv: string[]): { config: ExperimentConfig; args: ReturnType<typeof parseArgs> } {
   const args = parseArgs(argv, ["force", "print-config"]);
   const file = args.positional[0];
@@ -57,7 +43,7 @@ export function resolveTrainConfig(argv: string[]): { config: ExperimentConfig; 
     }
   } else {
     if (!opt(args, "train")) throw new Error("give a config file or at least --train and --test\n\n" + USAGE);
-    config = template();
+    config = templateConfig();
   }
   const o = config as unknown as Record<string, unknown>;
   const name = opt(args, "name");
@@ -86,7 +72,7 @@ export function resolveTrainConfig(argv: string[]): { config: ExperimentConfig; 
     try { value = JSON.parse(raw); } catch { /* a plain string */ }
     setPath(o, s.slice(0, eq), value);
   }
-  return { config, args };
+  return { config: validateConfig(config, file ?? "the flags' config"), args };
 }
 
 export const command: Command = {
@@ -100,10 +86,10 @@ export const command: Command = {
       console.log(`run id: ${runId(config)}`);
       return 0;
     }
-    const { runExperiment } = require("../../training/experiment") as typeof import("../../training/experiment");
+    const { runExperiment } = require("../../studies/experiment") as typeof import("../../studies/experiment");
     const backend = opt(args, "backend") as BackendChoice | undefined;
     const { run, results, reused } = await runExperiment(config, { force: args.options.has("force"), backend });
-    console.log(`${reused ? "reused finished run" : "finished run"} ${run.id} (${run.dir})`);
+    console.log(`${reused ? "reused finished run" : "finished run"} ${run.id} (${path.relative(process.cwd(), run.dir) || "."})`);
     const knn = results.knn ? " " + Object.entries(results.knn).map(([k, v]) => `${k} ${(100 * v).toFixed(2)}`).join(" ") : "";
     console.log(`top1 ${(100 * results.top1).toFixed(2)}${knn}`);
     return 0;

@@ -1,0 +1,51 @@
+// Rows of a sweep as plain objects, from an arquero table or an array, and the claims-table shape
+// every study notebook ends with.
+import type { ColumnTable } from "arquero";
+import type { SweepRow } from "./sweep";
+import { toTable } from "../plotting/table";
+
+export type Rows = ColumnTable | readonly SweepRow[];
+
+/** An arquero table of rows whose keys differ (the union of keys; absent values are null). */
+export const rowsTable = (rows: readonly object[]): ColumnTable => toTable(rows);
+
+export function rowsOf(t: Rows): SweepRow[] {
+  return Array.isArray(t) ? [...t] : ((t as ColumnTable).objects() as SweepRow[]);
+}
+
+/** The finished rows (trained or reused), failed ones left out. */
+export function finished(t: Rows): SweepRow[] {
+  return rowsOf(t).filter((r) => r.status !== "failed");
+}
+
+/** A number of a row, NaN when absent (failed runs, metrics not measured). */
+export function val(r: SweepRow, key: string): number {
+  const v = r[key];
+  return typeof v === "number" ? v : NaN;
+}
+
+/** One claim of a paper: its wording, the paper's number, ours at this preset, and whether it holds here. */
+export interface Claim {
+  claim: string;
+  paper: string;
+  ours: string;
+  holds: "yes" | "no" | "not measured";
+}
+
+export function claim(text: string, paper: string, ours: string, holds: boolean | undefined): Claim {
+  return { claim: text, paper, ours, holds: holds === undefined ? "not measured" : holds ? "yes" : "no" };
+}
+
+/** A claim checked twice: on the best-on-test checkpoint (the official selection) and the last. */
+export interface ClaimBoth {
+  claim: string;
+  paper: string;
+  ours_best: string;
+  holds_best: Claim["holds"];
+  ours_last: string;
+  holds_last: Claim["holds"];
+}
+
+export function claimsBoth(best: readonly Claim[], last: readonly Claim[]): ClaimBoth[] {
+  return best.map((c, i) => ({ claim: c.claim, paper: c.paper, ours_best: c.ours, holds_best: c.holds, ours_last: last[i].ours, holds_last: last[i].holds }));
+}

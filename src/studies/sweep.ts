@@ -1,0 +1,157 @@
+// Sweeps: a base config and a list of variants (deep patches) -> runs in the run store -> rows.
+//   const rows = await sweep(base, [{ tags: { method: "LoRA r=8" }, strategy: {...} }, ...]);
+// Finished runs are reused, unfinished ones resume from their last checkpoint, a failing run is
+// reported in its row while the others go on, and one progress display covers the whole sweep
+// (runs done / total, the current run's step, ETA by the analytic compute left). `plan` lists the
+// same runs with their status and compute, without training anything.
+import type { ColumnTable } from "arquero";
+import type { BackendChoice } from "../runtime/backend";
+import { datasetLabel } from "../data/datasets";
+import { createProgress, formatDuration } from "../training/progress";
+import { Run, runsRoot } from "../runs/store";
+import { ConfigPatch, ExperimentConfig, mergeConfig, validateConfig } from "./config";
+import { ExperimentOutcome, RunProgress, runExperiment } from "./experiment";
+import { checkInputs } from "./inputs";
+import { NO_COST, tryRunCost } from "./plan";
+import { rowsTable } from "./rows";
+
+/** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
+export type Tags = Record<string, string | number>;
+export type Variant = ConfigPatch<ExperimentConfig> & { tags?: Tags };
+
+export interface SweepEntry {
+  config: ExperimentConfig;
+  tags: Tags;
+  id: string;
+}
+
+export interface SweepOptions {
+  /** Run-store root (default runs/ or STUDY_RUNS_DIR). */
+  root?: string;
+  backend?: BackendChoice;
+  /** Label of the progress display. */
+  label?: string;
+}
+
+/** One row per run: its tags, the config fields a table needs, and its results. */
+export type SweepRow = Record<string, string | number | null>;
+
+/**
+ * The run configs of a sweep: each variant merged into `base` (tags removed), validated. A
+ * variant without its own `name` gets the base name, and `-s<seed>` is appended to every name.
+ */
+export function expand(base: ExperimentConfig, variants: Variant[]): SweepEntry[] {
+  return variants.map((v, i) => {
+    const { tags, ...patch } = v;
+    const merged = mergeConfig(base, patch as ConfigPatch<ExperimentConfig>);
+    const config = validateConfig({ ...merged, name: `${merged.name}-s${merged.seed}` }, `sweep variant ${i}${tags ? ` ${JSON.stringify(tags)}` : ""}`);
+    return { config, tags: tags ?? {}, id: Run.idOf(config) };
+  });
+}
+
+/** Config fields every row carries. */
+function configFields(c: ExperimentConfig): SweepRow {
+  const o = c.train.optimizer;
+  return {
+    seed: c.seed, train_set: datasetLabel(c.data.train), strategy: c.strategy.kind, optimizer: o.name, lr: o.lr,
+    lr_schedule: c.train.schedule.kind, warmup: c.train.schedule.warmupSteps, steps: c.train.steps, batch: c.data.batchSize,
+  };
+}
+
+const pct = (x: number | undefined) => (x === undefined ? null : x);
+
+function resultFields(r: ExperimentOutcome["results"]): SweepRow {
+  const out: SweepRow = {
+    trainable: r.trainable, target_top1_last: r.top1, target_top1_best: r.top1Best, best_step: r.bestStep,
+    train_seconds: r.trainSeconds, describe: r.describe,
+  };
+  for (const [k, v] of Object.entries(r.retention ?? {})) out[k] = pct(v);
+  for (const [k, v] of Object.entries(r.retentionBest ?? {})) out[`${k}_best`] = pct(v);
+  for (const [k, v] of Object.entries(r.knn ?? {})) out[`target_${k}`] = pct(v);
+  return out;
+}
+
+/** The runs of a sweep with their status in the run store and their analytic cost. */
+export function plan(base: ExperimentConfig, variants: Variant[], opts: { root?: string } = {}): ColumnTable {
+  const rows = expand(base, variants).map(({ config, tags, id }) => {
+    const c = tryRunCost(config);
+    const cost = c instanceof Error ? NO_COST : c;
+    return {
+      ...tags, ...configFields(config), id, status: c instanceof Error ? `invalid: ${c.message}` : Run.statusOf(config, opts.root ?? runsRoot()),
+      trainable: cost.trainable, fwd_mmacs_per_image: cost.forwardMacs / 1e6, train_tmacs: cost.trainMacs / 1e12, eval_tmacs: cost.evalMacs / 1e12,
+    };
+  });
+  return rowsTable(rows);
+}
+
+/** Total compute of a plan in TMACs, and how much of it the run store already holds. */
+export function planTotals(p: ColumnTable): { runs: number; finished: number; tmacs: number; tmacsLeft: number } {
+  const rows = p.objects() as Array<{ status: string; train_tmacs: number; eval_tmacs: number }>;
+  const t = (r: (typeof rows)[number]) => r.train_tmacs + r.eval_tmacs;
+  return {
+    runs: rows.length, finished: rows.filter((r) => r.status === "finished").length,
+    tmacs: rows.reduce((s, r) => s + t(r), 0), tmacsLeft: rows.filter((r) => r.status !== "finished").reduce((s, r) => s + t(r), 0),
+  };
+}
+
+/**
+ * Runs every variant of `base` through the run store and returns one row per variant. Inputs
+ * that cannot be had (pretrained weights, user datasets) fail the whole sweep before anything
+ * runs, with one message naming each.
+ */
+export async function sweep(base: ExperimentConfig, variants: Variant[], opts: SweepOptions = {}): Promise<ColumnTable> {
+  const entries = expand(base, variants);
+  checkInputs(entries.map((e) => e.config), `sweep '${opts.label ?? base.name}'`);
+  const root = opts.root ?? runsRoot();
+  // A config whose cost cannot be computed fails when it runs (and is reported there).
+  const runCosts = entries.map((e) => { const c = tryRunCost(e.config); return c instanceof Error ? NO_COST : c; });
+  const costs = runCosts.map((c) => c.totalMacs);
+  const todo = entries.map((e) => Run.statusOf(e.config, root) !== "finished");
+  const total = costs.reduce((s, c, i) => s + (todo[i] ? c : 0), 0);
+  let doneMacs = 0;
+  let finished = 0, reused = 0, failed = 0;
+  let now = "";
+  const label = opts.label ?? "sweep";
+  const progress = createProgress(label, Math.max(total, 1), {
+    unit: "MAC",
+    format: (s) => {
+      const head = `${label}: ${finished + reused + failed}/${entries.length} runs (${reused} reused${failed ? `, ${failed} FAILED` : ""})`;
+      const time = `${formatDuration(s.elapsed)} elapsed${s.done < s.total && Number.isFinite(s.eta) ? `, ~${formatDuration(s.eta)} left` : ""}`;
+      return `${head} · ${now || "done"} · ${time}`;
+    },
+  });
+  const rows: SweepRow[] = [];
+  for (const [i, e] of entries.entries()) {
+    const name = Object.values(e.tags).join(" ") || e.config.name;
+    // Progress within a run, in MACs: training by steps, each measurement pass when it ends.
+    const c = runCosts[i];
+    let passesDone = 0;
+    let inPass: RunProgress["phase"] | undefined;
+    const passCost = (ph: RunProgress["phase"]) => (ph === "target top-1" ? c.passMacs.target : ph === "final k-NN" ? c.passMacs.knn : ph === "train" ? 0 : c.passMacs.retention);
+    const onProgress = (p: RunProgress) => {
+      if (inPass) passesDone += passCost(inPass);
+      inPass = p.phase === "train" ? undefined : p.phase;
+      now = `${name} seed ${e.config.seed}: ${p.phase === "train" ? `step ${p.step}/${p.steps}` : `${p.phase} at step ${p.step}`}`;
+      const within = c.trainMacs * Math.min(1, p.step / Math.max(1, p.steps)) + passesDone;
+      progress.update(doneMacs + Math.min(within, 0.999 * c.totalMacs));
+    };
+    now = `${name} seed ${e.config.seed}: starting`;
+    progress.update(doneMacs);
+    try {
+      const out = await runExperiment(e.config, { root, backend: opts.backend, progress: "off", onProgress });
+      if (out.reused) reused++;
+      else finished++;
+      rows.push({ ...e.tags, ...configFields(e.config), id: e.id, status: out.reused ? "reused" : "trained", error: null, ...resultFields(out.results) });
+    } catch (err) {
+      failed++;
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`${label}: run ${e.id} (${name}, seed ${e.config.seed}) FAILED: ${message}\n`);
+      rows.push({ ...e.tags, ...configFields(e.config), id: e.id, status: "failed", error: message });
+    }
+    if (todo[i]) doneMacs += costs[i];
+    progress.update(doneMacs);
+  }
+  now = "";
+  progress.finish();
+  return rowsTable(rows);
+}

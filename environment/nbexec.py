@@ -3,9 +3,13 @@
 Usage: nbexec.py IN.ipynb OUT.ipynb RESULT.json --kernel NAME --cwd DIR [--timeout S] [--startup-timeout S]
 
 Writes OUT (also when a cell fails, so the partial outputs can be inspected) and RESULT, a JSON
-object {"ok": bool, "failed_cell": int | null, "error": str | null}. The executed notebook carries
-no volatile metadata: no timing, and consecutive stream outputs are merged so that how the
-kernel happened to chunk its output does not change the file.
+object {"ok": bool, "failed_cell": int | null, "error": str | null, "skipped": str | null}. The
+executed notebook carries no volatile metadata: no timing, and consecutive stream outputs are
+merged so that how the kernel happened to chunk its output does not change the file.
+
+A cell may end the run early without an error: an output whose metadata holds
+{"study": {"skip": reason}} (what `nb.skip(reason)` sends) leaves the later cells unexecuted and
+RESULT says "skipped" (e.g. a study whose input files are not on this machine).
 """
 import argparse
 import json
@@ -54,6 +58,28 @@ def write_atomic(path, text):
         raise
 
 
+def skip_reason(cell):
+    for out in cell.get("outputs", []):
+        reason = out.get("metadata", {}).get("study", {}).get("skip")
+        if reason:
+            return reason
+    return None
+
+
+class StudyClient(NotebookClient):
+    """Stops executing cells (without an error) after a cell asked to skip the rest."""
+
+    skipped = None
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        if self.skipped is not None:
+            return cell
+        cell = await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+        if cell.cell_type == "code":
+            self.skipped = skip_reason(cell)
+        return cell
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("src")
@@ -71,7 +97,7 @@ def main():
     def on_start(cell, cell_index, **_):
         state["cell"] = cell_index
 
-    client = NotebookClient(
+    client = StudyClient(
         nb,
         kernel_name=a.kernel,
         timeout=None if a.timeout < 0 else a.timeout,
@@ -81,9 +107,10 @@ def main():
         resources={"metadata": {"path": a.cwd}},
         on_cell_start=on_start,
     )
-    result = {"ok": True, "failed_cell": None, "error": None}
+    result = {"ok": True, "failed_cell": None, "error": None, "skipped": None}
     try:
         client.execute()
+        result["skipped"] = client.skipped
     except CellExecutionError as e:
         result = {"ok": False, "failed_cell": state["cell"], "error": str(e)}
     except CellTimeoutError as e:

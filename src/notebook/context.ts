@@ -16,18 +16,18 @@ import { ENV, Preset, PRESETS, isPreset, kernelFiguresDir } from "./layout";
  * output, so in a kernel this goes through tslab's display channel (see `tslabSink`).
  */
 export interface DisplaySink {
-  bundle(data: Record<string, string | Uint8Array>): void;
+  bundle(data: Record<string, string | Uint8Array>, metadata?: Record<string, unknown>): void;
 }
 
 /** tslab's display channel with several MIME types in one output (its public API sends one). */
 export function tslabSink(): DisplaySink {
   return {
-    bundle(data) {
+    bundle(data, metadata = {}) {
       const jupyter = require("tslab/dist/jupyter") as { lastWriteDisplayData?: (d: unknown, update: boolean) => void };
       const write = jupyter.lastWriteDisplayData;
       if (!write) throw new Error("Not ready: no executing notebook cell to display in");
       const enc = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === "string" ? v : Buffer.from(v).toString("base64")]));
-      write({ data: enc, metadata: {}, transient: {} }, false);
+      write({ data: enc, metadata, transient: {} }, false);
     },
   };
 }
@@ -150,6 +150,16 @@ export class NotebookContext {
     writeFileAtomic(files.csv, txt.csv);
     writeFileAtomic(files.md, txt.markdown);
     if (opts.show ?? true) this.sink().bundle(this.headless ? { "text/markdown": txt.markdown, "text/plain": txt.plain } : { "text/html": txt.html, "text/plain": txt.plain });
+  }
+
+  /**
+   * Ends the notebook here without an error, saying why (e.g. its input files are not on this
+   * machine): headless (`study run`), the later cells are not executed and the run reports
+   * "skipped"; live, an error stops "Run All" after the message.
+   */
+  skip(reason: string): void {
+    this.sink().bundle({ "text/markdown": `**Skipped.**\n\n\`\`\`\n${reason}\n\`\`\``, "text/plain": `Skipped. ${reason}` }, { study: { skip: reason.split("\n")[0] } });
+    if (!this.headless) throw new Error(`skipped: ${reason.split("\n")[0]}`);
   }
 
   /** Shows markdown inline (e.g. a paragraph computed from results), with its text as the plain form. */

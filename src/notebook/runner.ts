@@ -43,6 +43,8 @@ export interface CellFailure {
 
 export interface RunResult {
   ok: boolean;
+  /** Why the notebook ended early without an error (`nb.skip`), when it did. */
+  skipped?: string;
   notebook: string;
   out: string;
   figuresDir: string;
@@ -52,6 +54,7 @@ export interface RunResult {
 
 interface ExecResult {
   ok: boolean;
+  skipped?: string | null;
   failed_cell: number | null;
   error: string | null;
 }
@@ -158,7 +161,7 @@ export async function runNotebook(opts: RunOptions): Promise<RunResult> {
       throw new Error(`${src}: the Jupyter executor exited with ${code} before writing a result:\n${stderr.trim().split("\n").slice(-15).join("\n")}`);
     }
     const seconds = (performance.now() - t0) / 1000;
-    if (res.ok) return { ok: true, notebook: src, out, figuresDir, seconds };
+    if (res.ok) return { ok: true, notebook: src, out, figuresDir, seconds, ...(res.skipped ? { skipped: res.skipped } : {}) };
 
     const executed = readNotebook(out);
     const idx = res.failed_cell ?? -1;

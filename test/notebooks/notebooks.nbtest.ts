@@ -70,6 +70,25 @@ test("a failing cell makes `study run` exit non-zero naming the cell, its source
   assert.deepEqual(nb.cells[4].outputs, [], "cells after it did not");
 });
 
+test("nb.skip ends a headless run early without an error; the later cells do not run", async () => {
+  const file = scratch("skips.ipynb", [
+    ['const preset = "smoke";', ["parameters"]],
+    ['import { notebook } from "./src/notebook";\nconst nb = await notebook("skips", preset, { backend: false, prewarm: false });\nnb.skip("the weights are not on this machine\\n  (where to get them)");'],
+    ['throw new Error("must not run");'],
+  ]);
+  const out = path.join(tmp, "skips-out", "skips.ipynb");
+  const r = await runNotebook({ notebook: file, out });
+  assert.ok(r.ok, r.failure?.error);
+  assert.equal(r.skipped, "the weights are not on this machine");
+  const nb = readNotebook(out);
+  const shown = nb.cells[1].outputs?.find((o) => o.output_type === "display_data");
+  assert.ok(shown && shown.output_type === "display_data" && text(shown.data["text/plain"] as string).includes("(where to get them)"), "the reason is shown");
+  assert.deepEqual(nb.cells[2].outputs, [], "the cell after the skip was not executed");
+  const cli = study("run", file, "--out", out);
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.match(cli.stdout, /^skipped {2}.*skips\.ipynb -> .*: the weights are not on this machine$/m);
+});
+
 test("an unknown --set is refused before anything runs", () => {
   const file = scratch("typo.ipynb", [["const lr = 0.1;", ["parameters"]]]);
   const r = study("run", file, "--set", "lrr=1", "--out", path.join(tmp, "typo-out", "typo.ipynb"));

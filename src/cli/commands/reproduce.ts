@@ -63,7 +63,8 @@ export const command: Command = {
         failed = true;
         console.error(formatFailure(r));
       }
-      rows.push({ notebook: rel(nb), status: r.ok ? "ok" : "FAILED", seconds: r.seconds.toFixed(1), output: rel(r.out) });
+      if (r.skipped) console.log(`skipped ${rel(nb)}: ${r.skipped}`);
+      rows.push({ notebook: rel(nb), status: r.skipped ? "skipped" : r.ok ? "ok" : "FAILED", seconds: r.seconds.toFixed(1), output: rel(r.out) });
     }
     console.log(`\n${table(rows)}`);
     return failed ? 1 : 0;

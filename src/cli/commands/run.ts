@@ -48,7 +48,8 @@ A failing cell exits with status 1 and prints the cell's index, source and error
       console.error(formatFailure(r));
       return 1;
     }
-    console.log(`ok  ${rel(r.notebook)} -> ${rel(r.out)} (${r.seconds.toFixed(1)} s; figures in ${rel(r.figuresDir)})`);
+    if (r.skipped) console.log(`skipped  ${rel(r.notebook)} -> ${rel(r.out)} (${r.seconds.toFixed(1)} s): ${r.skipped}`);
+    else console.log(`ok  ${rel(r.notebook)} -> ${rel(r.out)} (${r.seconds.toFixed(1)} s; figures in ${rel(r.figuresDir)})`);
     return 0;
   },
 };

@@ -2,7 +2,8 @@
 // (a file beside the folder: tslab resolves "./src/studies" to src/studies.js only). Output
 // (figures, tables) comes from "./src/notebook".
 import * as paperA from "./studies/paper-a";
-export { paperA };
+import * as paperB from "./studies/paper-b";
+export { paperA, paperB };
 export { sweep, plan, planTotals, expand } from "./studies/sweep";
 export type { Variant, Tags, SweepRow, SweepOptions } from "./studies/sweep";
 export { curveRows, curveStats, curveFigure } from "./studies/forgetting";

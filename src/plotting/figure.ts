@@ -15,7 +15,7 @@ export interface Trace {
   x?: DataArray;
   y?: DataArray;
   z?: DataArray;
-  text?: string | string[];
+  text?: string | string[] | string[][];
   marker?: Record<string, unknown>;
   line?: Record<string, unknown>;
   [key: string]: unknown;

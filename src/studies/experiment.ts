@@ -12,7 +12,9 @@ import type * as tf from "@tensorflow/tfjs";
 import type { ImageModel, TrainableModel } from "../model/types";
 import { createViT, ViT } from "../model/vit";
 import { vitConfig } from "../model/config";
-import { applyStrategy } from "../adapters/strategies";
+import { applyStrategy, StrategyResult } from "../adapters/strategies";
+import { SelectiveLoraAdapter } from "../adapters/selective";
+import { forwardMacs, modelForwardMacs } from "../model/flops";
 import type { ImageSet } from "../data/dataset";
 import { DatasetSpec, loadDataset } from "../data/datasets";
 import { DataLoader } from "../data/pipeline";
@@ -71,6 +73,21 @@ export interface ExperimentResults {
   describe: string;
   /** The final weights, relative to the run folder. */
   weights: string;
+  /** LoRA / selective LoRA: the gates at the end and the inference cost. */
+  adapter?: AdapterReport;
+}
+
+export interface AdapterReport {
+  /** Every site's final score (selective LoRA), by site name. */
+  scores?: Record<string, number>;
+  /** Sites whose gate is open (selective LoRA), and their share of all sites. */
+  activeSites?: string[];
+  activeShare?: number;
+  sites: number;
+  /** Forward MACs per image: with the adapter unmerged, in its inference form (merged), and of the base model. */
+  macsUnmerged: number;
+  macsMerged: number;
+  macsBase: number;
 }
 
 export interface ExperimentOutcome {
@@ -202,6 +219,7 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
   }
   const weights = "model.safetensors";
   await saveStateDict(path.join(run.dir, weights), trained.namedVariables(), { run: run.id });
+  const adapter = "adapter" in tm ? adapterGates(tm as StrategyResult) : undefined;
 
   // Retention of the best checkpoint (its trainable weights over the same initial weights).
   let retentionBest: RetentionScores | undefined;
@@ -220,6 +238,7 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
     top1: final.top1, testLoss: final.loss, top1Best: best.step > 0 ? best.top1 : final.top1, bestStep: best.step > 0 ? best.step : steps,
     knn, retention: final.retention, retentionBest, trainSeconds: (Date.now() - t0) / 1000, steps: result.steps,
     finalTrainLoss: result.finalLoss, trainable: tm.trainable.reduce((a, v) => a + v.size, 0), describe: tm.describe, weights,
+    adapter: adapter ? { ...adapter, ...inferenceCost(tm as StrategyResult) } : undefined,
   };
   run.appendMetrics({ kind: "final", step: result.steps, top1: final.top1, ...knn });
   run.writeResults(results as unknown as Record<string, unknown>);
@@ -227,6 +246,31 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
   trained.dispose();
   if (trained !== model) model.dispose();
   return { run, results: stored, reused: false };
+}
+
+/** The final gates of a (selective) LoRA adapter, and its unmerged cost, before anything is merged. */
+function adapterGates(tm: StrategyResult): Omit<AdapterReport, "macsMerged" | "macsBase"> | undefined {
+  const a = tm.adapter;
+  if (!a) return undefined;
+  const out: Omit<AdapterReport, "macsMerged" | "macsBase"> = { sites: a.layers.length, macsUnmerged: modelForwardMacs(tm.model).macs };
+  if (a instanceof SelectiveLoraAdapter) {
+    const scores = a.scores();
+    out.scores = Object.fromEntries(a.layers.map((l, i) => [l.site.name, scores[i]]));
+    out.activeSites = a.activeBlocks();
+    out.activeShare = a.activeShare();
+  }
+  return out;
+}
+
+/**
+ * The inference form's cost, counted on the real model: selective LoRA merges its open gates and
+ * drops the rest, plain LoRA merges everything (the model is not used for anything after this).
+ */
+function inferenceCost(tm: StrategyResult): Pick<AdapterReport, "macsMerged" | "macsBase"> {
+  const a = tm.adapter as NonNullable<StrategyResult["adapter"]>;
+  if (a instanceof SelectiveLoraAdapter) a.toInference();
+  else a.mergeAndUnload();
+  return { macsMerged: modelForwardMacs(tm.model).macs, macsBase: forwardMacs(tm.model.config).macs };
 }
 
 function pickRetention(m: Record<string, number>): RetentionScores | undefined {

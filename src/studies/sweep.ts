@@ -68,6 +68,11 @@ function resultFields(r: ExperimentOutcome["results"]): SweepRow {
   for (const [k, v] of Object.entries(r.retention ?? {})) out[k] = pct(v);
   for (const [k, v] of Object.entries(r.retentionBest ?? {})) out[`${k}_best`] = pct(v);
   for (const [k, v] of Object.entries(r.knn ?? {})) out[`target_${k}`] = pct(v);
+  const a = r.adapter;
+  if (a) {
+    Object.assign(out, { sites: a.sites, macs: a.macsMerged, macs_unmerged: a.macsUnmerged, macs_base: a.macsBase });
+    if (a.activeShare !== undefined) Object.assign(out, { active_share: a.activeShare, active_sites: (a.activeSites ?? []).join(" ") });
+  }
   return out;
 }
 

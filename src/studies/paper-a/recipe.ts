@@ -291,7 +291,7 @@ export function targetsStudy(preset: Preset, o: StudyOptions & { targets?: reado
 
 
 /** The recipe of a preset as a table (from the config itself, so it cannot drift from what runs). */
-export function recipeTable(preset: Preset, target?: Target): { setting: string; value: string }[] {
+export function recipeTable(preset: Preset, target?: Target, lr?: number): { setting: string; value: string }[] {
   const c = recipe(preset, { target });
   const o = c.train.optimizer;
   const ds = (d: DatasetSpec) => `${d.name} ${d.split}${d.classes ? ` classes ${d.classes.join(",")}` : ""}${d.perClass ? `, first ${d.perClass} per class` : ""}`;
@@ -302,7 +302,7 @@ export function recipeTable(preset: Preset, target?: Target): { setting: string;
     { setting: "target (train / test)", value: `${ds(c.data.train)} / ${ds(c.data.test)}` },
     { setting: "train transform", value: t.kind === "random-resized-crop" ? `RandomResizedCrop(${t.size}, scale ${t.scale.join("-")}, ratio ${t.ratio.map((x) => x.toFixed(2)).join("-")}, ${t.interpolation}) + flip, mean = std = 0.5` : t.kind },
     { setting: "optimizer", value: o.name === "sgd" ? `SGD, momentum ${o.momentum}, weight decay ${o.weightDecay ?? 0}, no Nesterov` : o.name },
-    { setting: "learning rate per row", value: METHODS.map((m) => `${m.method} ${m.lr}`).join(", ") },
+    { setting: "learning rate", value: lr ? `${lr} for every row (replaces the Table-1 rates)` : `per row: ${METHODS.map((m) => `${m.method} ${m.lr}`).join(", ")}` },
     { setting: "schedule", value: `linear warm-up ${warmup(c.train.steps, "default")} steps (Linear ${warmup(c.train.steps, "linear")}), then cosine to 0, per iteration` },
     { setting: "iterations, batch", value: `${c.train.steps}, ${c.data.batchSize}` },
     { setting: "validation (target top-1)", value: `every ${c.train.evalEvery} iterations; best-on-test and last are both reported` },

@@ -1,0 +1,228 @@
+// The lambda sweep of selective LoRA, from sweep rows: active share, target accuracy and
+// retention per lambda (means over seeds), the run nearest 5% active against plain LoRA, which
+// blocks stay open, the inference cost, and Paper B's claims computed from them.
+import * as tf from "@tensorflow/tfjs";
+import type { Figure, Trace } from "../../plotting/figure";
+import { createViT } from "../../model/vit";
+import { forwardMacs, modelForwardMacs } from "../../model/flops";
+import { LoraAdapter } from "../../adapters/lora";
+import { SelectiveLoraAdapter } from "../../adapters/selective";
+import type { ExperimentConfig } from "../config";
+import { vitConfig } from "../../model/config";
+import { Claim, Rows, claim, finished, val } from "../rows";
+import { groupRows, mean, round, std } from "../stats";
+import type { SweepRow } from "../sweep";
+import { Run, runsRoot } from "../../runs/store";
+import { ALL_LINEARS } from "./recipe";
+
+export interface LambdaRow {
+  method: string;
+  lambda: number | null;
+  seeds: number;
+  active_share: number;
+  active_share_std: number;
+  target_top1_best: number;
+  target_top1_best_std: number;
+  target_top1_last: number;
+  retention_knn20: number;
+  retention_knn20_std: number;
+  retention_knn20_best: number;
+  /** Forward MACs per image of the inference form (merged), unmerged, and of the base model. */
+  macs: number;
+  macs_unmerged: number;
+  macs_base: number;
+}
+
+const pct = (rs: SweepRow[], k: string) => rs.map((r) => 100 * val(r, k));
+
+/** One row per reference method and per lambda (percent; active share in percent of the blocks). */
+export function lambdaTable(rows: Rows): LambdaRow[] {
+  const groups = groupRows(finished(rows), ["method", "lambda"]);
+  return groups
+    .map(({ key, rows: rs }) => ({
+      method: String(key.method), lambda: typeof key.lambda === "number" ? key.lambda : null, seeds: rs.length,
+      active_share: round(mean(pct(rs, "active_share"))), active_share_std: round(std(pct(rs, "active_share"))),
+      target_top1_best: round(mean(pct(rs, "target_top1_best"))), target_top1_best_std: round(std(pct(rs, "target_top1_best"))),
+      target_top1_last: round(mean(pct(rs, "target_top1_last"))),
+      retention_knn20: round(mean(pct(rs, "retention_knn20"))), retention_knn20_std: round(std(pct(rs, "retention_knn20"))),
+      retention_knn20_best: round(mean(pct(rs, "retention_knn20_best"))),
+      macs: mean(rs.map((r) => val(r, "macs"))), macs_unmerged: mean(rs.map((r) => val(r, "macs_unmerged"))), macs_base: mean(rs.map((r) => val(r, "macs_base"))),
+    }))
+    .sort((a, b) => (a.lambda ?? -1) - (b.lambda ?? -1));
+}
+
+/** The rows lambda_sweep.csv holds: one per selective run (every seed). */
+export function lambdaRuns(rows: Rows): SweepRow[] {
+  return finished(rows)
+    .filter((r) => r.family === "selective")
+    .map((r) => ({
+      lambda: r.lambda, seed: r.seed, active_share: val(r, "active_share"), target_top1: val(r, "target_top1_best"), target_top1_last: val(r, "target_top1_last"),
+      retention_knn20: val(r, "retention_knn20"), retention_knn20_best: val(r, "retention_knn20_best"), macs: val(r, "macs"), macs_unmerged: val(r, "macs_unmerged"),
+      macs_base: val(r, "macs_base"), active_sites: r.active_sites, id: r.id,
+    }));
+}
+
+/** The selective lambda whose mean active share is nearest `share` (a fraction), and plain LoRA. */
+export function nearestShare(table: readonly LambdaRow[], share = 0.05): { selective?: LambdaRow; lora?: LambdaRow; all?: LambdaRow } {
+  const sel = table.filter((r) => r.lambda !== null && Number.isFinite(r.active_share));
+  const selective = [...sel].sort((a, b) => Math.abs(a.active_share - 100 * share) - Math.abs(b.active_share - 100 * share) || (a.lambda ?? 0) - (b.lambda ?? 0))[0];
+  return { selective, lora: table.find((r) => r.lambda === null && r.method.startsWith("LoRA")), all: table.find((r) => r.method === "All") };
+}
+
+const COLORS = { sel: "#b279a2", lora: "#4c78a8", all: "#e45756" };
+
+/** Active share against lambda (left); target accuracy and retention against active share (right). */
+export function lambdaFigure(table: readonly LambdaRow[]): Figure {
+  const sel = table.filter((r) => r.lambda !== null);
+  // lambda = 0 is drawn at half the smallest positive lambda on the log axis.
+  const positive = sel.map((r) => r.lambda as number).filter((l) => l > 0);
+  const zeroAt = positive.length ? Math.min(...positive) / 2 : 0.01;
+  const lx = (l: number) => (l === 0 ? zeroAt : l);
+  const refs = table.filter((r) => r.lambda === null);
+  const data: Trace[] = [
+    {
+      type: "scatter", mode: "lines+markers", name: "selective: active share", x: sel.map((r) => lx(r.lambda as number)), y: sel.map((r) => r.active_share),
+      error_y: { type: "data", array: sel.map((r) => r.active_share_std), visible: true }, line: { color: COLORS.sel }, showlegend: false,
+      text: sel.map((r) => `lambda ${r.lambda}`),
+    },
+    {
+      type: "scatter", mode: "lines+markers", name: "selective: target top-1", xaxis: "x2", yaxis: "y2", x: sel.map((r) => r.active_share), y: sel.map((r) => r.target_top1_best),
+      line: { color: COLORS.sel }, marker: { symbol: "circle", size: 8 }, text: sel.map((r) => `lambda ${r.lambda}`),
+    },
+    {
+      type: "scatter", mode: "lines+markers", name: "selective: retention 20-NN", xaxis: "x2", yaxis: "y2", x: sel.map((r) => r.active_share), y: sel.map((r) => r.retention_knn20),
+      line: { color: COLORS.sel, dash: "dot" }, marker: { symbol: "square", size: 8 }, text: sel.map((r) => `lambda ${r.lambda}`),
+    },
+  ];
+  for (const r of refs) {
+    const color = r.method === "All" ? COLORS.all : COLORS.lora;
+    data.push(
+      { type: "scatter", mode: "markers", name: `${r.method}: target top-1`, xaxis: "x2", yaxis: "y2", x: [100], y: [r.target_top1_best], marker: { color, symbol: "circle-open", size: 12, line: { width: 2 } } },
+      { type: "scatter", mode: "markers", name: `${r.method}: retention`, xaxis: "x2", yaxis: "y2", x: [100], y: [r.retention_knn20], marker: { color, symbol: "square-open", size: 12, line: { width: 2 } } },
+    );
+  }
+  return {
+    data,
+    layout: {
+      title: "Selective LoRA: the lambda sweep",
+      xaxis: { domain: [0, 0.42], type: "log", title: `penalty lambda (log; 0 drawn at ${zeroAt})` },
+      yaxis: { title: "active blocks (%)", range: [-5, 105] },
+      xaxis2: { domain: [0.52, 1], title: "active blocks (%)", range: [-5, 105] },
+      yaxis2: { anchor: "x2", title: "accuracy (%)" },
+      legend: { orientation: "h", y: -0.25 },
+      width: 980, height: 500,
+    },
+  };
+}
+
+/**
+ * Which blocks stay open: mean final score (z) and the share of seeds with the gate open (text),
+ * block x target layer, for the runs of one lambda.
+ */
+export function gateHeatmap(rows: Rows, lambda: number, opts: { root?: string; tau?: number } = {}): Figure {
+  const root = opts.root ?? runsRoot();
+  const runs = finished(rows).filter((r) => r.family === "selective" && r.lambda === lambda);
+  const scores = new Map<string, number[]>();
+  for (const r of runs) {
+    const res = Run.load(String(r.id), root).results<{ adapter?: { scores?: Record<string, number> } }>();
+    for (const [site, s] of Object.entries(res?.adapter?.scores ?? {})) scores.set(site, [...(scores.get(site) ?? []), s]);
+  }
+  const sites = [...scores.keys()];
+  const blocks = [...new Set(sites.map((s) => Number(/^blocks\.(\d+)\./.exec(s)?.[1])))].sort((a, b) => a - b);
+  const layer = (s: string) => s.split(".").at(-1) as string;
+  const layers = ALL_LINEARS.filter((l) => sites.some((s) => layer(s) === l));
+  const at = (b: number, l: string) => sites.find((s) => s.startsWith(`blocks.${b}.`) && layer(s) === l);
+  const tau = opts.tau ?? 0.1;
+  const z = blocks.map((b) => layers.map((l) => { const s = at(b, l); return s ? mean(scores.get(s)!) : null; }));
+  const text = blocks.map((b) => layers.map((l) => {
+    const s = at(b, l);
+    if (!s) return "";
+    const xs = scores.get(s)!;
+    return `${xs.filter((x) => x >= tau).length}/${xs.length} open`;
+  }));
+  return {
+    data: [{ type: "heatmap", x: [...layers], y: blocks.map((b) => `block ${b + 1}`), z, text, texttemplate: "%{text}<br>s=%{z:.3f}", colorscale: "Viridis", colorbar: { title: "score" }, zmid: tau }],
+    layout: { title: `Open gates at lambda = ${lambda} (${runs.length} seed${runs.length === 1 ? "" : "s"}; open: s >= ${tau})`, xaxis: { title: "target layer" }, yaxis: { title: "block", autorange: "reversed" }, width: 720, height: 440 },
+  };
+}
+
+/**
+ * Forward MACs per image, counted on real models of the config's architecture: plain LoRA
+ * unmerged at each rank, against the base model, which is what merged LoRA and selective LoRA's
+ * inference form cost.
+ */
+export function macsByRank(config: ExperimentConfig, ranks: readonly number[], targets: readonly string[] = ALL_LINEARS): { rank: number; lora_unmerged: number; lora_merged: number; selective_inference: number; base: number }[] {
+  const vit = vitConfig(config.model.preset ?? {}, config.model.vit ?? {});
+  return ranks.map((rank) => {
+    const m = createViT(vit, { seed: 0 });
+    try {
+      const base = forwardMacs(m.config).macs;
+      const a = LoraAdapter.attach(m, { rank, targets });
+      const lora_unmerged = modelForwardMacs(m).macs;
+      a.mergeAndUnload();
+      const lora_merged = modelForwardMacs(m).macs;
+      const s = SelectiveLoraAdapter.attachSelective(m, { rank, targets });
+      // Close half the gates, then take the inference form: open ones merged, closed ones dropped.
+      s.layers.forEach((l, i) => tf.tidy(() => l.score.assign(tf.scalar(i % 2 === 0 ? 1 : 0))));
+      s.toInference();
+      return { rank, lora_unmerged, lora_merged, selective_inference: modelForwardMacs(m).macs, base };
+    } finally {
+      m.dispose();
+    }
+  });
+}
+
+export function macsFigure(byRank: ReturnType<typeof macsByRank>, runs: readonly SweepRow[]): Figure {
+  const sel = runs.filter((r) => r.family === "selective");
+  return {
+    data: [
+      { type: "scatter", mode: "lines+markers", name: "LoRA, unmerged", x: byRank.map((r) => r.rank), y: byRank.map((r) => r.lora_unmerged / 1e6), line: { color: COLORS.lora } },
+      { type: "scatter", mode: "lines+markers", name: "LoRA merged = selective LoRA (inference form)", x: byRank.map((r) => r.rank), y: byRank.map((r) => r.selective_inference / 1e6), line: { color: COLORS.sel } },
+      { type: "scatter", mode: "lines", name: "base model", x: byRank.map((r) => r.rank), y: byRank.map((r) => r.base / 1e6), line: { color: "#888", dash: "dot" } },
+      ...(sel.length ? [{ type: "scatter", mode: "markers", name: "trained selective runs (inference form)", x: sel.map((r) => val(r, "rank")), y: sel.map((r) => val(r, "macs") / 1e6), marker: { color: "#000", symbol: "x", size: 9 } } as Trace] : []),
+    ],
+    layout: { title: "Inference cost against LoRA rank", xaxis: { title: "rank", type: "log", tickvals: byRank.map((r) => r.rank) }, yaxis: { title: "forward MMACs per image" }, legend: { orientation: "h", y: -0.25 }, width: 760, height: 460 },
+  };
+}
+
+const f2 = (x: number | undefined, s?: number) => (x === undefined || !Number.isFinite(x) ? "n/a" : `${x.toFixed(2)}${s ? ` ± ${s.toFixed(2)}` : ""}`);
+
+/** Paper B's claims on the DINO path, computed from the sweep (the paper's numbers are CLIP's). */
+export function lambdaClaims(table: readonly LambdaRow[], rows: Rows, byRank: ReturnType<typeof macsByRank>): Claim[] {
+  const { selective: s, lora, all } = nearestShare(table);
+  const out: Claim[] = [];
+  out.push(claim(
+    "About 5% of active blocks suffice: the run nearest 5% active reaches plain LoRA's target accuracy (within 1 point)",
+    "6.25% of blocks active on CLIP ViT-B/16 (\"as few as 5%\")",
+    s && lora ? `lambda ${s.lambda}: ${f2(s.active_share)}% active, target ${f2(s.target_top1_best, s.target_top1_best_std)} vs LoRA ${f2(lora.target_top1_best, lora.target_top1_best_std)}` : "n/a",
+    s && lora ? s.target_top1_best >= lora.target_top1_best - 1 : undefined,
+  ));
+  out.push(claim(
+    "Selective LoRA forgets less than plain LoRA (retention of the run nearest 5% active)",
+    "forgets 7.31% less (CLIP; plain LoRA loses 17.12%)",
+    s && lora ? `${f2(s.retention_knn20, s.retention_knn20_std)} vs LoRA ${f2(lora.retention_knn20, lora.retention_knn20_std)}` : "n/a",
+    s && lora ? s.retention_knn20 > lora.retention_knn20 : undefined,
+  ));
+  out.push(claim(
+    "Selective LoRA forgets less than full fine-tuning",
+    "full fine-tuning (FLYP) loses 16.24% (CLIP)",
+    s && all ? `${f2(s.retention_knn20, s.retention_knn20_std)} vs All ${f2(all.retention_knn20, all.retention_knn20_std)}` : "n/a",
+    s && all ? s.retention_knn20 > all.retention_knn20 : undefined,
+  ));
+  const sel = finished(rows).filter((r) => r.family === "selective");
+  const equal = sel.filter((r) => val(r, "macs") === val(r, "macs_base")).length;
+  out.push(claim(
+    "Inference costs exactly the base model's FLOPs (active blocks merged, inactive dropped), counted on every trained model",
+    "exactly the base model's",
+    sel.length ? `${equal} of ${sel.length} trained models: merged MACs = base MACs (${f2(val(sel[0], "macs_base") / 1e6)} M per image)` : "n/a",
+    sel.length ? equal === sel.length : undefined,
+  ));
+  const grows = byRank.every((r, i) => r.lora_unmerged > r.base && (i === 0 || r.lora_unmerged > byRank[i - 1].lora_unmerged));
+  out.push(claim(
+    "Unmerged LoRA costs more than the base model, growing with the rank",
+    "(the motivation for merging)",
+    byRank.map((r) => `r=${r.rank}: +${(100 * (r.lora_unmerged / r.base - 1)).toFixed(1)}%`).join(", "),
+    byRank.length ? grows : undefined,
+  ));
+  return out;
+}

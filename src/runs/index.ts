@@ -2,3 +2,4 @@
 export * from "./store";
 export * from "./tables";
 export { writeFileAtomic, writeJsonAtomic, writeChunksAtomic } from "./atomic";
+export * from "./frames";

@@ -1,6 +1,8 @@
 // Backend chooser: tfjs-node-gpu, then tfjs-node, then webgpu (when an adapter exists), then wasm,
 // then cpu. `STUDY_BACKEND` overrides. The report says what was picked and why, and goes into
 // every run's record.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { configureWasm, errorText } from "./wasm";
 
@@ -35,6 +37,75 @@ export interface BackendReport {
 
 let current: BackendReport | undefined;
 let webgpuAdapter: AdapterInfo | null | undefined;
+/** Why probeWebGPU found no adapter (set when it returns null). */
+let webgpuMissing = "";
+
+/**
+ * tfjs's cpu backend prints "Hi, looks like you are running TensorFlow.js in Node.js ... install
+ * our node backend" on the first tensor of every instance (one per process at least; each test
+ * file, each kernel), when its `firstUse` flag is set. The chooser's report already says whether
+ * tfjs-node is installed and why it was or was not used, so that flag reads false for every cpu
+ * backend, also those the engine creates later; tfjs's other warnings still print (the PROD and
+ * IS_TEST flags would silence all of them).
+ */
+export function quietCpuNotice(): void {
+  const cpu = tf.findBackend("cpu") as unknown as { firstUse?: unknown } | null;
+  if (!cpu || typeof cpu.firstUse !== "boolean") return; // not the tfjs 4.x cpu backend
+  // The constructor assigns `this.firstUse = true`, which this setter swallows.
+  Object.defineProperty(Object.getPrototypeOf(cpu), "firstUse", { configurable: true, get: () => false, set: () => {} });
+  delete cpu.firstUse;
+}
+quietCpuNotice();
+
+/** Name and version in the package.json of what `require(pkg)` loads from here; null when nothing resolves. */
+export function resolvedPackage(pkg: string): { name: string; version: string } | null {
+  let file: string;
+  try {
+    file = require.resolve(`${pkg}/package.json`);
+  } catch {
+    return null;
+  }
+  const j = JSON.parse(fs.readFileSync(file, "utf8")) as { name?: unknown; version?: unknown };
+  return { name: String(j.name), version: String(j.version) };
+}
+
+/**
+ * Why `pkg` (tfjs-node or tfjs-node-gpu) cannot be used, found without loading it; null when the
+ * real package is there. danfojs-node's dependency on tfjs-node is overridden to @tensorflow/tfjs
+ * (package.json) and installed under the name @tensorflow/tfjs-node: nested under danfojs-node
+ * here, but npm hoists it to the top-level node_modules wherever nothing else takes that name.
+ * Its package.json keeps the name @tensorflow/tfjs.
+ */
+export function nativePackageProblem(pkg: string): string | null {
+  const found = resolvedPackage(pkg);
+  if (!found) return `${pkg} is not installed (optional dependency)`;
+  if (found.name === pkg) return null;
+  const whose = found.name === "@tensorflow/tfjs" ? "danfojs-node's alias to" : "an alias to";
+  return `${pkg} is not installed (${whose} ${found.name}@${found.version} is in its place)`;
+}
+
+const VULKAN_LOADER = "libvulkan.so.1";
+
+/**
+ * Where the dynamic linker would find the Vulkan loader that Dawn dlopen()s on Linux
+ * (LD_LIBRARY_PATH, the ld.so cache, the default directories), or null when it would not. Only
+ * meaningful on Linux.
+ */
+export function findVulkanLoader(env: NodeJS.ProcessEnv = process.env): string | null {
+  for (const dir of (env.LD_LIBRARY_PATH ?? "").split(":").filter((d) => d.length > 0)) {
+    if (fs.existsSync(path.join(dir, VULKAN_LOADER))) return path.join(dir, VULKAN_LOADER);
+  }
+  try {
+    // The cache holds each library's name and path as NUL-terminated strings (what `ldconfig -p` lists).
+    if (fs.readFileSync("/etc/ld.so.cache").includes(`/${VULKAN_LOADER}\0`)) return `/etc/ld.so.cache: ${VULKAN_LOADER}`;
+  } catch {
+    /* no cache: the default directories below */
+  }
+  const multiarch = process.arch === "x64" ? "x86_64-linux-gnu" : process.arch === "arm64" ? "aarch64-linux-gnu" : "";
+  const dirs = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", ...(multiarch ? [`/lib/${multiarch}`, `/usr/lib/${multiarch}`] : [])];
+  for (const dir of dirs) if (fs.existsSync(path.join(dir, VULKAN_LOADER))) return path.join(dir, VULKAN_LOADER);
+  return null;
+}
 
 function isChoice(s: string): s is BackendChoice {
   return (BACKEND_ORDER as readonly string[]).includes(s);
@@ -45,6 +116,16 @@ export async function probeWebGPU(): Promise<AdapterInfo | null> {
   if (webgpuAdapter !== undefined) return webgpuAdapter;
   // Dawn options (e.g. "backend=vulkan") can be passed through STUDY_DAWN_OPTIONS, comma-separated.
   const dawnOptions = (process.env.STUDY_DAWN_OPTIONS ?? "").split(",").filter((s) => s.length > 0);
+  // On Linux Dawn's adapters come from Vulkan (OpenGL ES only when asked for). Without the loader
+  // it finds none and prints "Couldn't load Vulkan" on every start, so it is not started at all,
+  // unless STUDY_DAWN_OPTIONS picks another Dawn backend.
+  const otherBackend = dawnOptions.some((o) => o.startsWith("backend=") && o !== "backend=vulkan");
+  if (process.platform === "linux" && !otherBackend && !findVulkanLoader()) {
+    webgpuMissing = `no Vulkan loader (${VULKAN_LOADER} not in LD_LIBRARY_PATH, the ld.so cache or /usr/lib): Dawn not started`;
+    webgpuAdapter = null;
+    return null;
+  }
+  webgpuMissing = "no WebGPU adapter (Dawn found no Vulkan/Metal/D3D device)";
   try {
     // `webgpu` is ESM-only; Node >= 20.19 loads it through require(esm).
     const webgpu = require("webgpu") as { create(opts: string[]): GPU; globals: object };
@@ -71,6 +152,7 @@ export async function probeWebGPU(): Promise<AdapterInfo | null> {
     return webgpuAdapter;
   } catch (e) {
     releaseWebGPU();
+    webgpuMissing = `Dawn failed to start: ${errorText(e)}`;
     webgpuAdapter = null;
     return null;
   }
@@ -94,18 +176,17 @@ async function tryBackend(name: BackendChoice): Promise<BackendAttempt & { adapt
       case "tfjs-node-gpu":
       case "tfjs-node": {
         const pkg = name === "tfjs-node-gpu" ? "@tensorflow/tfjs-node-gpu" : "@tensorflow/tfjs-node";
-        try {
-          require.resolve(pkg);
-        } catch {
-          return { name, ok: false, detail: `${pkg} is not installed (optional dependency)` };
-        }
+        const problem = nativePackageProblem(pkg);
+        if (problem) return { name, ok: false, detail: problem };
         require(pkg);
+        // The real package registers the native backend as "tensorflow" when it loads.
+        if (!tf.findBackendFactory("tensorflow")) return { name, ok: false, detail: `${pkg} loaded but registered no "tensorflow" backend` };
         const ok = await tf.setBackend("tensorflow");
         return { name, ok, detail: ok ? `${pkg} loaded` : `${pkg} failed to initialise` };
       }
       case "webgpu": {
         const adapter = await probeWebGPU();
-        if (!adapter) return { name, ok: false, detail: "no WebGPU adapter (Dawn found no Vulkan/Metal/D3D device)" };
+        if (!adapter) return { name, ok: false, detail: webgpuMissing };
         require("@tensorflow/tfjs-backend-webgpu");
         const ok = await tf.setBackend("webgpu");
         const who = [adapter.vendor, adapter.architecture, adapter.description].filter((s) => s).join(" / ");
@@ -174,13 +255,7 @@ export async function availableBackends(): Promise<BackendChoice[]> {
   for (const name of ["cpu", "wasm", "webgpu", "tfjs-node"] as BackendChoice[]) {
     if (wanted && !wanted.includes(name)) continue;
     if (name === "webgpu" && !(await probeWebGPU())) continue;
-    if (name === "tfjs-node") {
-      try {
-        require.resolve("@tensorflow/tfjs-node");
-      } catch {
-        continue;
-      }
-    }
+    if (name === "tfjs-node" && nativePackageProblem("@tensorflow/tfjs-node")) continue;
     out.push(name);
   }
   return out;

@@ -5,10 +5,14 @@ import * as path from "node:path";
 export const FIXTURES = path.join(__dirname, "..", "fixtures", "engine");
 export const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
 
+const tempDirs: string[] = [];
+
 /** A fresh temporary folder, removed at exit. */
 export function tempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
-  process.on("exit", () => fs.rmSync(d, { recursive: true, force: true }));
+  // One exit listener for all of them: one per folder made Node warn of a leak past ten.
+  if (tempDirs.length === 0) process.on("exit", () => tempDirs.forEach((t) => fs.rmSync(t, { recursive: true, force: true })));
+  tempDirs.push(d);
   return d;
 }
 

@@ -1,0 +1,64 @@
+// Noise the runtime keeps out of every process's output, without hiding real warnings: tfjs's
+// "install tfjs-node" notice (the backend report says that) and Dawn's "Couldn't load Vulkan"
+// where there is no Vulkan loader. Each case runs in a child process, where the output starts.
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { findVulkanLoader } from "../../src/runtime/backend";
+import { REPO_ROOT } from "../../src/runtime/record";
+import { tempDir } from "../support/fixtures";
+
+const BACKEND = JSON.stringify(path.join(REPO_ROOT, "src", "runtime", "backend"));
+const NOTICE = "looks like you are running TensorFlow.js in Node.js";
+const VULKAN = "Couldn't load Vulkan";
+
+/** Runs TypeScript `source` in a child process (packages from the repository); its stdout and stderr together. */
+function run(source: string, env: NodeJS.ProcessEnv = {}): string {
+  const script = path.join(tempDir("quiet"), "child.ts");
+  fs.writeFileSync(script, source);
+  const childEnv = { ...process.env, NODE_PATH: path.join(REPO_ROOT, "node_modules"), ...env };
+  const r = spawnSync(process.execPath, ["--import", "tsx", script], { cwd: REPO_ROOT, env: childEnv, encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.status, 0, `child failed:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout + r.stderr;
+}
+
+// The first tensor makes the engine create its backend anew (a second cpu instance), as when a
+// test computes before choosing a backend.
+const cpuTensorAndWarning = `
+tf.tensor1d([0]).dataSync();
+await tf.setBackend("cpu");
+tf.tensor1d([1, 2]).dataSync();
+tf.deprecationWarn("a tfjs deprecation warning");
+`;
+
+test("tfjs's install-tfjs-node notice is off once the chooser is loaded; tfjs's other warnings are not", () => {
+  const quiet = run(`import ${BACKEND};\nimport * as tf from "@tensorflow/tfjs";\n(async () => {${cpuTensorAndWarning}})();\n`);
+  assert.ok(!quiet.includes(NOTICE), quiet);
+  assert.match(quiet, /a tfjs deprecation warning/);
+  // The same without the chooser: tfjs prints the notice (so the check above can see it).
+  const plain = run(`import * as tf from "@tensorflow/tfjs";\n(async () => {${cpuTensorAndWarning}})();\n`);
+  assert.ok(plain.includes(NOTICE), plain);
+});
+
+test("findVulkanLoader finds libvulkan.so.1 in LD_LIBRARY_PATH", () => {
+  const dir = tempDir("vulkan");
+  fs.writeFileSync(path.join(dir, "libvulkan.so.1"), "");
+  assert.equal(findVulkanLoader({ LD_LIBRARY_PATH: `/nonexistent:${dir}` }), path.join(dir, "libvulkan.so.1"));
+});
+
+const noLoader = process.platform !== "linux" ? "Linux only" : findVulkanLoader() !== null && `this machine has a Vulkan loader (${findVulkanLoader()})`;
+
+test("without a Vulkan loader Dawn is not started, and the report says why", { skip: noLoader }, () => {
+  const out = run(
+    `import { initBackend } from ${BACKEND};\n` +
+      `initBackend().then((r) => { console.log("WEBGPU " + r.attempts.find((a) => a.name === "webgpu")!.detail); process.exit(0); });\n`,
+    { STUDY_BACKEND: "", STUDY_DAWN_OPTIONS: "" },
+  );
+  assert.ok(!out.includes(VULKAN), out);
+  assert.match(out, /^WEBGPU no Vulkan loader \(libvulkan\.so\.1 not in LD_LIBRARY_PATH, the ld\.so cache or \/usr\/lib\): Dawn not started$/m);
+  // Dawn itself, started here, prints the warning the chooser avoids.
+  const dawn = run(`const { create } = require("webgpu");\ncreate([]).requestAdapter().then(() => process.exit(0));\n`);
+  assert.ok(dawn.includes(VULKAN), dawn);
+});

@@ -9,6 +9,8 @@
 # 4. The project-local kernelspec environment/jupyter/kernels/tslab-study (committed; found through
 #    JUPYTER_PATH, the user's own Jupyter is left alone): checked to resolve to this checkout, and
 #    with --check-kernel (or after anything was installed) started once to run a cell at the repo root.
+# Each install step prints one line; what npm, apt and dpkg print goes to .setup-logs/<step>.log
+# (git-ignored), and its last lines are shown when the step fails.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,13 +21,34 @@ for a in "$@"; do
   case $a in
     --quiet) quiet=1 ;;
     --check-kernel) check_kernel=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup: unknown option '$a' (use --quiet, --check-kernel)" >&2; exit 2 ;;
   esac
 done
 say() { if [ "$quiet" = 0 ]; then echo "setup: $*"; fi; }
 die() { echo "setup: error: $*" >&2; exit 1; }
 installed=0
+logdir=.setup-logs
+# step NAME WHAT CMD...: runs CMD with its output in $logdir/NAME.log behind one line
+# "setup: WHAT ... ok (N s)"; when CMD fails, prints the log's tail and exits with CMD's status.
+step() {
+  local name=$1 what=$2 log="$logdir/$1.log" rc=0 t0=$SECONDS
+  shift 2
+  mkdir -p "$logdir"
+  if [ "$quiet" = 0 ]; then printf 'setup: %s (log: %s) ... ' "$what" "$log"; fi
+  "$@" >"$log" 2>&1 || rc=$?
+  if [ "$rc" = 0 ]; then
+    if [ "$quiet" = 0 ]; then echo "ok ($((SECONDS - t0)) s)"; fi
+    return 0
+  fi
+  if [ "$quiet" = 0 ]; then echo "failed"; fi
+  {
+    echo "setup: error: $what failed (exit $rc); the last lines of $log:"
+    # npm follows a usage error with its whole usage text: left out, so that the error itself shows.
+    sed '/^npm error Usage:$/,/^npm error Run "npm help /d' "$log" | tail -n 25 | sed 's/^/  | /'
+  } >&2
+  exit "$rc"
+}
 
 # 1. Node
 command -v node >/dev/null || die "Node.js >= 20.19 is required and 'node' is not on PATH (https://nodejs.org/en/download)"
@@ -34,8 +57,7 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 # 2. npm packages
 if ! node environment/check-modules.js 2>/dev/null; then
-  say "node_modules is missing or differs from package-lock.json: running npm ci"
-  if [ "$quiet" = 1 ]; then npm ci --no-audit --no-fund --loglevel=error >&2; else npm ci --no-audit --no-fund; fi
+  step npm-ci "node_modules is missing or differs from package-lock.json: npm ci" npm ci --no-audit --no-fund
   node environment/check-modules.js || die "npm ci finished but node_modules still differs from package-lock.json"
   installed=1
 fi
@@ -69,15 +91,15 @@ python=$(find_python) || apt_pkgs+=(jupyter-notebook jupyter-nbconvert python3-n
 chromium=$(find_chromium) || apt_pkgs+=(chromium fonts-liberation fonts-dejavu-core)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -r /etc/debian_version ]; then
-    say "installing ${apt_pkgs[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq "${apt_pkgs[@]}" >&2
+    step apt-update "apt-get update" apt-get update
+    # Without recommends: chromium's and jupyter's would pull in daemons (udev, avahi-daemon).
+    step apt-install "installing ${apt_pkgs[*]} (apt-get)" apt-get install -y --no-install-recommends "${apt_pkgs[@]}"
     installed=1
   else
     {
       echo "setup: missing: ${apt_pkgs[*]}"
-      echo "  Debian/Ubuntu:  sudo apt-get install -y ${apt_pkgs[*]}"
+      echo "  Debian/Ubuntu:  sudo apt-get install -y --no-install-recommends ${apt_pkgs[*]}"
       if [ -z "$python" ]; then
         echo "  or with pip:    python3 -m pip install 'notebook==6.*' nbconvert nbclient ipykernel"
         echo "                  (and export STUDY_PYTHON=/path/to/that/python3 unless it is /usr/bin/python3)"
@@ -102,8 +124,8 @@ done
 [ -x node_modules/.bin/tslab ] || die "node_modules/.bin/tslab is missing"
 
 if [ "$check_kernel" = 1 ] || [ "$installed" = 1 ]; then
-  say "starting the tslab-study kernel once"
-  out=$("$python" - "$root" <<'PY'
+  rm -f "$logdir/kernel-cwd.txt"
+  step kernel "starting the tslab-study kernel once" "$python" - "$root" "$logdir/kernel-cwd.txt" <<'PY'
 import sys
 from jupyter_client.manager import start_new_kernel
 km, kc = start_new_kernel(kernel_name="tslab-study", cwd=sys.argv[1], startup_timeout=120)
@@ -111,13 +133,14 @@ try:
     seen = []
     kc.execute_interactive("console.log(process.cwd())", timeout=120,
                            output_hook=lambda m: seen.append(m["content"].get("text", "")))
-    print("".join(seen).strip())
+    with open(sys.argv[2], "w") as f:
+        f.write("".join(seen).strip())
 finally:
     kc.stop_channels()
     km.shutdown_kernel(now=True)
     del kc  # before interpreter teardown, which otherwise logs a spurious error from __del__
 PY
-  ) || die "the tslab-study kernel did not start"
+  out=$(cat "$logdir/kernel-cwd.txt")
   [ "$out" = "$root" ] || die "the kernel started in '$out', expected the repository root $root"
 fi
 

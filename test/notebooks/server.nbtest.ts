@@ -31,6 +31,20 @@ function listeners(port: number): string[] {
   return out;
 }
 
+/** Pid and command line (its NUL-separated arguments joined by spaces) of every running process. */
+function commandLines(): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      out.push({ pid: Number(d), cmdline: fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").join(" ") });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 test("npm run notebook listens on 127.0.0.1 only and refuses requests without the token", { skip: process.platform !== "linux" && "reads /proc/net/tcp" }, async () => {
   const port = await freePort();
   const token = "test-token-" + process.pid;
@@ -61,6 +75,16 @@ test("npm run notebook listens on 127.0.0.1 only and refuses requests without th
     assert.equal(ok.status, 200);
     const specs = (await ok.json()) as { kernelspecs: Record<string, { resource_dir?: string; spec: { argv: string[] } }> };
     assert.ok("tslab-study" in specs.kernelspecs, "the project kernel is offered");
+    // The token is on no command line (`ps` shows those to every user): not the server's, not any other.
+    const all = commandLines();
+    const server = all.find((p) => /-m notebook /.test(p.cmdline) && p.cmdline.includes(`--port=${port}`));
+    assert.ok(server, "the server's process is found by its command line");
+    assert.deepEqual(all.filter((p) => p.cmdline.includes(token)), [], "no command line holds the token");
+    // It came in a config file, which removed itself once read, and is not in the server's environment.
+    const config = /--config=(\S+)/.exec(server.cmdline)?.[1] ?? "";
+    assert.ok(config.endsWith(`notebook-config-${port}.py`), server.cmdline);
+    assert.equal(fs.existsSync(config), false, "the config file is gone once the server has read it");
+    assert.ok(!fs.readFileSync(`/proc/${server.pid}/environ`, "utf8").includes(token), "the token is not in the server's environment");
   } finally {
     try {
       process.kill(-child.pid!, "SIGTERM");

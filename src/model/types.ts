@@ -33,6 +33,13 @@ export interface TrainableModel {
   trainable: tf.Variable[];
   /** Extra loss (e.g. the selective-LoRA gate penalty); undefined when there is none. */
   regularizer?: (step: number) => tf.Scalar | undefined;
+  /**
+   * The task loss of a batch (x [B,H,W,C], its labels, the update's index); default the
+   * cross-entropy of `model.logits` (FLYP's contrastive loss replaces it, for instance).
+   */
+  loss?: (x: tf.Tensor4D, labels: Int32Array, step: number) => tf.Scalar;
+  /** After every optimizer update (e.g. clamping CLIP's logit scale). */
+  afterStep?: () => void;
   /** Human-readable description, e.g. "lora r=8 on query,value + head". */
   describe: string;
 }

@@ -73,7 +73,7 @@ const common = { classes: opt(classList), perClass: opt(posInt) };
 // One check per dataset name; `Fields<Extract<...>>` keeps each in step with DatasetSpec.
 type DS<N extends string> = DatasetSpec extends infer D ? (D extends { name: infer M } ? (N extends M ? D : never) : never) : never;
 const split2 = oneOf("train", "test");
-const dataset = tagged("name", {
+export const datasetCheck = tagged("name", {
   "cifar10-jpeg": fields<DS<"cifar10-jpeg">>({ name: req(str), split: req(split2), size: opt(posInt), ...common }),
   cifar10: fields<DS<"cifar10">>({ name: req(str), split: req(split2), format: opt(oneOf("python", "binary")), size: opt(posInt), labelKind: opt(oneOf("fine", "coarse")), ...common }),
   cifar100: fields<DS<"cifar100">>({ name: req(str), split: req(split2), format: opt(oneOf("python", "binary")), size: opt(posInt), labelKind: opt(oneOf("fine", "coarse")), ...common }),
@@ -88,7 +88,7 @@ const dataset = tagged("name", {
 
 type TS<K extends TransformSpec["kind"]> = Extract<TransformSpec, { kind: K }>;
 const norm = { mean: req(triple), std: req(triple) };
-const transform = tagged("kind", {
+export const transformCheck = tagged("kind", {
   "random-resized-crop": fields<TS<"random-resized-crop">>({ kind: req(str), size: req(posInt), scale: req(pair), ratio: req(pair), interpolation: req(interpolation), flip: req(bool), ...norm }),
   resize: fields<TS<"resize">>({ kind: req(str), size: req(posInt), interpolation: req(interpolation), ...norm }),
   "resize-center-crop": fields<TS<"resize-center-crop">>({ kind: req(str), resize: req(posInt), size: req(posInt), interpolation: req(interpolation), ...norm }),
@@ -118,7 +118,7 @@ const optimizer = tagged("name", {
 });
 const schedule = fields<ScheduleConfig>({ kind: req(oneOf("cosine", "constant")), warmupSteps: req(nonNegInt) });
 const steps = arrayOf(nonNegInt);
-const train = fields<TrainConfig>({
+export const trainCheck = fields<TrainConfig>({
   steps: req(nonNegInt), optimizer: req(optimizer), schedule: req(schedule), clipGradNorm: opt(positive), evalEvery: opt(posInt),
   evalAt: opt(steps), checkpointEvery: opt(posInt), keepCheckpoints: opt(posInt), saveAt: opt(steps), logEvery: opt(posInt),
 });
@@ -133,7 +133,7 @@ const vitPartial = fields<Partial<ViTConfig>>(Object.fromEntries(Object.entries(
 
 const knn = fields<KnnSpec>({ ks: req(arrayOf(posInt, { nonEmpty: true })), temperature: req(positive) });
 const retention = fields<RetentionSpec>({
-  bank: req(dataset), queries: req(dataset), transform: req(transform), ks: req(arrayOf(posInt, { nonEmpty: true })),
+  bank: req(datasetCheck), queries: req(datasetCheck), transform: req(transformCheck), ks: req(arrayOf(posInt, { nonEmpty: true })),
   temperature: req(positive), steps: req(steps), atBest: opt(bool),
 });
 
@@ -141,12 +141,12 @@ const experiment: Check = fields<ExperimentConfig>({
   name: req(str),
   seed: req(int),
   data: req(fields<ExperimentConfig["data"]>({
-    train: req(dataset), test: req(dataset), trainTransform: req(transform), evalTransform: req(transform),
+    train: req(datasetCheck), test: req(datasetCheck), trainTransform: req(transformCheck), evalTransform: req(transformCheck),
     batchSize: req(posInt), evalBatchSize: opt(posInt),
   })),
   model: req(fields<ExperimentConfig["model"]>({ preset: opt(oneOf(...Object.keys(PRESETS))), vit: opt(vitPartial), init: opt(str) })),
   strategy: req(strategy),
-  train: req(train),
+  train: req(trainCheck),
   eval: req(fields<ExperimentConfig["eval"]>({ knn: opt(knn) })),
   retention: opt(retention),
 });

@@ -30,6 +30,7 @@ import { Run, canonicalJson } from "../runs/store";
 import { ExperimentConfig, validateConfig } from "./config";
 import { resolveDataset, resolveInput } from "./inputs";
 import { measureRetention, RetentionScores } from "./retention";
+import { BestTracker } from "./best";
 
 export interface RunOptions {
   /** Start over even when a finished or unfinished run exists. */
@@ -114,31 +115,6 @@ export async function createModel(c: ExperimentConfig["model"], seed: number): P
   const model = createViT(vitConfig(c.preset ?? {}, c.vit ?? {}), { seed });
   if (c.init) await loadWeights(model.namedVariables(), resolveInput(c.init));
   return model;
-}
-
-/** Keeps the best target top-1 and its weights (a checkpoint of the trainable set under best/). */
-class BestTracker {
-  top1 = -1;
-  step = -1;
-  constructor(private readonly dir: string | undefined) {}
-  /** Restores the best of the eval lines up to `upTo` (a resumed run). */
-  restore(lines: Record<string, unknown>[], upTo: number): void {
-    for (const m of lines) {
-      if (m.kind === "eval" && typeof m.testTop1 === "number" && typeof m.step === "number" && m.step > 0 && m.step < upTo) this.offer(m.step, m.testTop1);
-    }
-  }
-  /** True when this is a new best (the earliest step wins ties). */
-  offer(step: number, top1: number): boolean {
-    if (top1 <= this.top1) return false;
-    this.top1 = top1;
-    this.step = step;
-    return true;
-  }
-  async save(step: number, vars: Map<string, tf.Variable>): Promise<void> {
-    if (!this.dir) return;
-    await saveCheckpoint(this.dir, { step, optimizerUpdates: 0, reasons: ["best"], createdAt: new Date().toISOString() }, vars);
-    pruneCheckpoints(this.dir, 0, new Set([step]));
-  }
 }
 
 /** Runs (or reuses, or resumes) the experiment; returns its run and results. */

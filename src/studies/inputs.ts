@@ -9,7 +9,8 @@ import { REPO_ROOT } from "../runtime/record";
 import type { DatasetSpec } from "../data/datasets";
 import { registryFile } from "../data/registry";
 import { dataDir, mirrorDir } from "../data/paths";
-import type { ExperimentConfig } from "./config";
+import { BPE_ENV, BPE_FILE, BPE_MD5, BPE_URL, resolveMergesPath } from "../model/tokenizer";
+import { StudyConfig, isClip } from "./clip/config";
 
 export interface UserInput {
   /** Environment variable that points to it. */
@@ -36,6 +37,32 @@ export const USER_INPUTS: Record<string, UserInput> = {
     fallback: "data/imagenet",
     what: "ImageNet-1k (ILSVRC2012) as train/<wnid>/*.JPEG and val/<wnid>/*.JPEG",
     sources: ["https://image-net.org/download-images.php (registration; the val images sorted into wnid folders)"],
+  },
+  STUDY_CLIP_WEIGHTS: {
+    env: "STUDY_CLIP_WEIGHTS",
+    fallback: "data/weights/clip-vit-base-patch16.safetensors",
+    what: "OpenAI CLIP ViT-B/16 weights (both towers)",
+    sources: [
+      "Hugging Face openai/clip-vit-base-patch16, model.safetensors (https://huggingface.co/openai/clip-vit-base-patch16);",
+      "OpenAI's own release (ViT-B-16.pt) is a TorchScript archive: convert it to a state dict first",
+    ],
+  },
+  STUDY_IMAGENET_V2_DIR: {
+    env: "STUDY_IMAGENET_V2_DIR", fallback: "data/imagenet-v2",
+    what: "ImageNet-V2 (matched-frequency) as <class index 0..999>/*.jpeg",
+    sources: ["https://huggingface.co/datasets/vaishaal/ImageNetV2 (imagenetv2-matched-frequency.tar.gz), extracted"],
+  },
+  STUDY_IMAGENET_R_DIR: {
+    env: "STUDY_IMAGENET_R_DIR", fallback: "data/imagenet-r",
+    what: "ImageNet-R as <wnid>/*.jpg (200 classes)", sources: ["https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar, extracted"],
+  },
+  STUDY_IMAGENET_A_DIR: {
+    env: "STUDY_IMAGENET_A_DIR", fallback: "data/imagenet-a",
+    what: "ImageNet-A as <wnid>/*.jpg (200 classes)", sources: ["https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar, extracted"],
+  },
+  STUDY_IMAGENET_SKETCH_DIR: {
+    env: "STUDY_IMAGENET_SKETCH_DIR", fallback: "data/imagenet-sketch",
+    what: "ImageNet-Sketch as <wnid>/*.JPEG (1000 classes)", sources: ["https://github.com/HaohanWang/ImageNet-Sketch (Google Drive / Hugging Face imagenet_sketch), extracted"],
   },
   STUDY_TARGETS_DIR: {
     env: "STUDY_TARGETS_DIR",
@@ -101,8 +128,16 @@ function registryPresent(name: string): boolean {
   return cands.some((c) => fs.existsSync(c));
 }
 
+/** The files a config reads: user-supplied paths and datasets. */
+function inputsOf(c: StudyConfig): { paths: string[]; datasets: DatasetSpec[] } {
+  if (isClip(c)) {
+    return { paths: [c.model.init], datasets: [c.data.train, c.data.test, ...c.eval.ood.map((e) => e.dataset), ...c.eval.zeroShot.map((e) => e.dataset)] };
+  }
+  return { paths: c.model.init ? [c.model.init] : [], datasets: [c.data.train, c.data.test, ...(c.retention ? [c.retention.bank, c.retention.queries] : [])] };
+}
+
 /** Every input of these configs that is not on this machine (each listed once). */
-export function missingInputs(configs: ExperimentConfig[]): MissingInput[] {
+export function missingInputs(configs: StudyConfig[]): MissingInput[] {
   const out = new Map<string, MissingInput>();
   const user = (ref: string) => {
     const m = REF.exec(ref);
@@ -117,8 +152,18 @@ export function missingInputs(configs: ExperimentConfig[]): MissingInput[] {
     });
   };
   for (const c of configs) {
-    if (c.model.init) user(c.model.init);
-    const sets = [c.data.train, c.data.test, ...(c.retention ? [c.retention.bank, c.retention.queries] : [])];
+    const { paths, datasets: sets } = inputsOf(c);
+    for (const p of paths) user(p);
+    if (isClip(c)) {
+      try {
+        resolveMergesPath(c.model.bpe ? resolveInput(c.model.bpe) : undefined);
+      } catch {
+        const at = c.model.bpe ? resolveInput(c.model.bpe) : path.join(dataDir(), BPE_FILE);
+        if (!out.has(at)) {
+          out.set(at, { path: at, what: "the CLIP tokenizer's BPE merges file", downloadable: false, how: `get it from ${BPE_URL} (md5 ${BPE_MD5}); put it at ${at}${c.model.bpe ? "" : ` or point ${BPE_ENV} at it`}` });
+        }
+      }
+    }
     for (const d of sets) {
       if ("root" in d) user(d.root);
       for (const f of registryFiles(d)) {
@@ -135,11 +180,18 @@ export function missingInputs(configs: ExperimentConfig[]): MissingInput[] {
   return [...out.values()];
 }
 
+/** A path as messages print it: relative to the repository when inside it (no machine-specific prefix). */
+export function displayPath(p: string): string {
+  const r = path.relative(REPO_ROOT, p);
+  return r && !r.startsWith("..") && !path.isAbsolute(r) ? r : p;
+}
+
 export class MissingInputsError extends Error {
   constructor(readonly missing: MissingInput[], what: string) {
+    const rel = (s: string) => s.split(REPO_ROOT + path.sep).join("");
     super(
       `${what} cannot start: ${missing.length} input${missing.length > 1 ? "s are" : " is"} missing on this machine:\n` +
-        missing.map((m, i) => `  ${i + 1}. ${m.what}\n     ${m.path}\n     ${m.how}`).join("\n"),
+        missing.map((m, i) => `  ${i + 1}. ${m.what}\n     ${displayPath(m.path)}\n     ${rel(m.how)}`).join("\n"),
     );
     this.name = "MissingInputsError";
   }
@@ -149,7 +201,7 @@ export class MissingInputsError extends Error {
  * Throws one MissingInputsError naming every missing input, unless all that is missing can be
  * downloaded and the machine is not offline (STUDY_OFFLINE=1).
  */
-export function checkInputs(configs: ExperimentConfig[], what = "the sweep"): void {
+export function checkInputs(configs: StudyConfig[], what = "the sweep"): void {
   const missing = missingInputs(configs);
   const blocking = missing.some((m) => !m.downloadable) || (missing.length > 0 && process.env.STUDY_OFFLINE === "1");
   if (blocking) throw new MissingInputsError(missing, what);

@@ -6,21 +6,22 @@
 // same runs with their status and compute, without training anything.
 import type { ColumnTable } from "arquero";
 import type { BackendChoice } from "../runtime/backend";
-import { datasetLabel } from "../data/datasets";
 import { createProgress, formatDuration } from "../training/progress";
 import { Run, runsRoot } from "../runs/store";
-import { ConfigPatch, ExperimentConfig, mergeConfig, validateConfig } from "./config";
-import { ExperimentOutcome, RunProgress, runExperiment } from "./experiment";
+import { ConfigPatch, ExperimentConfig, mergeConfig } from "./config";
+import type { RunProgress } from "./experiment";
 import { checkInputs } from "./inputs";
-import { NO_COST, tryRunCost } from "./plan";
+import { NO_COST } from "./plan";
 import { rowsTable } from "./rows";
+import { StudyConfig, configFields, resultFields, runStudy, studyCost, validateStudyConfig } from "./kinds";
 
 /** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
 export type Tags = Record<string, string | number>;
-export type Variant = ConfigPatch<ExperimentConfig> & { tags?: Tags };
+/** What a variant changes in the sweep's base config (a ViT experiment by default, or a CLIP run). */
+export type Variant<C extends StudyConfig = ExperimentConfig> = ConfigPatch<C> & { tags?: Tags };
 
-export interface SweepEntry {
-  config: ExperimentConfig;
+export interface SweepEntry<C extends StudyConfig = StudyConfig> {
+  config: C;
   tags: Tags;
   id: string;
 }
@@ -40,46 +41,20 @@ export type SweepRow = Record<string, string | number | null>;
  * The run configs of a sweep: each variant merged into `base` (tags removed), validated. A
  * variant without its own `name` gets the base name, and `-s<seed>` is appended to every name.
  */
-export function expand(base: ExperimentConfig, variants: Variant[]): SweepEntry[] {
+export function expand<C extends StudyConfig>(base: C, variants: Variant<C>[]): SweepEntry<C>[] {
   return variants.map((v, i) => {
-    const { tags, ...patch } = v;
-    const merged = mergeConfig(base, patch as ConfigPatch<ExperimentConfig>);
-    const config = validateConfig({ ...merged, name: `${merged.name}-s${merged.seed}` }, `sweep variant ${i}${tags ? ` ${JSON.stringify(tags)}` : ""}`);
-    return { config, tags: tags ?? {}, id: Run.idOf(config) };
+    const { tags, ...patch } = v as Variant<C>;
+    const merged = mergeConfig(base, patch as ConfigPatch<C>);
+    // Validated as its kind: a CLIP base gives CLIP runs, a ViT base ViT runs.
+    const config = validateStudyConfig({ ...merged, name: `${merged.name}-s${merged.seed}` }, `sweep variant ${i}${tags ? ` ${JSON.stringify(tags)}` : ""}`) as C;
+    return { config, tags: (tags ?? {}) as Tags, id: Run.idOf(config) };
   });
 }
 
-/** Config fields every row carries. */
-function configFields(c: ExperimentConfig): SweepRow {
-  const o = c.train.optimizer;
-  return {
-    seed: c.seed, train_set: datasetLabel(c.data.train), strategy: c.strategy.kind, optimizer: o.name, lr: o.lr,
-    lr_schedule: c.train.schedule.kind, warmup: c.train.schedule.warmupSteps, steps: c.train.steps, batch: c.data.batchSize,
-  };
-}
-
-const pct = (x: number | undefined) => (x === undefined ? null : x);
-
-function resultFields(r: ExperimentOutcome["results"]): SweepRow {
-  const out: SweepRow = {
-    trainable: r.trainable, target_top1_last: r.top1, target_top1_best: r.top1Best, best_step: r.bestStep,
-    train_seconds: r.trainSeconds, describe: r.describe,
-  };
-  for (const [k, v] of Object.entries(r.retention ?? {})) out[k] = pct(v);
-  for (const [k, v] of Object.entries(r.retentionBest ?? {})) out[`${k}_best`] = pct(v);
-  for (const [k, v] of Object.entries(r.knn ?? {})) out[`target_${k}`] = pct(v);
-  const a = r.adapter;
-  if (a) {
-    Object.assign(out, { sites: a.sites, macs: a.macsMerged, macs_unmerged: a.macsUnmerged, macs_base: a.macsBase });
-    if (a.activeShare !== undefined) Object.assign(out, { active_share: a.activeShare, active_sites: (a.activeSites ?? []).join(" ") });
-  }
-  return out;
-}
-
 /** The runs of a sweep with their status in the run store and their analytic cost. */
-export function plan(base: ExperimentConfig, variants: Variant[], opts: { root?: string } = {}): ColumnTable {
+export function plan<C extends StudyConfig>(base: C, variants: Variant<C>[], opts: { root?: string } = {}): ColumnTable {
   const rows = expand(base, variants).map(({ config, tags, id }) => {
-    const c = tryRunCost(config);
+    const c = studyCost(config);
     const cost = c instanceof Error ? NO_COST : c;
     return {
       ...tags, ...configFields(config), id, status: c instanceof Error ? `invalid: ${c.message}` : Run.statusOf(config, opts.root ?? runsRoot()),
@@ -104,12 +79,12 @@ export function planTotals(p: ColumnTable): { runs: number; finished: number; tm
  * that cannot be had (pretrained weights, user datasets) fail the whole sweep before anything
  * runs, with one message naming each.
  */
-export async function sweep(base: ExperimentConfig, variants: Variant[], opts: SweepOptions = {}): Promise<ColumnTable> {
+export async function sweep<C extends StudyConfig>(base: C, variants: Variant<C>[], opts: SweepOptions = {}): Promise<ColumnTable> {
   const entries = expand(base, variants);
   checkInputs(entries.map((e) => e.config), `sweep '${opts.label ?? base.name}'`);
   const root = opts.root ?? runsRoot();
   // A config whose cost cannot be computed fails when it runs (and is reported there).
-  const runCosts = entries.map((e) => { const c = tryRunCost(e.config); return c instanceof Error ? NO_COST : c; });
+  const runCosts = entries.map((e) => { const c = studyCost(e.config); return c instanceof Error ? NO_COST : c; });
   const costs = runCosts.map((c) => c.totalMacs);
   const todo = entries.map((e) => Run.statusOf(e.config, root) !== "finished");
   const total = costs.reduce((s, c, i) => s + (todo[i] ? c : 0), 0);
@@ -143,10 +118,10 @@ export async function sweep(base: ExperimentConfig, variants: Variant[], opts: S
     now = `${name} seed ${e.config.seed}: starting`;
     progress.update(doneMacs);
     try {
-      const out = await runExperiment(e.config, { root, backend: opts.backend, progress: "off", onProgress });
-      if (out.reused) reused++;
+      const o = await runStudy(e.config, { root, backend: opts.backend, progress: "off", onProgress });
+      if (o.out.reused) reused++;
       else finished++;
-      rows.push({ ...e.tags, ...configFields(e.config), id: e.id, status: out.reused ? "reused" : "trained", error: null, ...resultFields(out.results) });
+      rows.push({ ...e.tags, ...configFields(e.config), id: e.id, status: o.out.reused ? "reused" : "trained", error: null, ...resultFields(o) });
     } catch (err) {
       failed++;
       const message = err instanceof Error ? err.message : String(err);

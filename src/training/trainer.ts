@@ -179,7 +179,7 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
     let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
     try {
       result = tf.variableGrads(() => {
-        const ce = crossEntropy(tm.model.logits(x, { training: true }), y);
+        const ce = tm.loss ? tm.loss(x, batch.labels, t) : crossEntropy(tm.model.logits(x, { training: true }), y);
         const reg = tm.regularizer?.(t);
         if (!reg) return ce;
         regT = tf.keep(reg.clone());
@@ -206,6 +206,7 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
       if (coef < 1) for (const [k, g] of named) { named.set(k, tf.mul(g, coef)); g.dispose(); }
     }
     optimizer.apply(vars, named, lr);
+    tm.afterStep?.();
     tf.dispose([x, y, value, norm, ...named.values()]);
     if (regT) regT.dispose();
 

@@ -101,6 +101,8 @@ const OUTPUT_TABLES: Record<string, [string, string[]]> = {
   "01-forgetting-curve": ["curve.csv", ["method", "schedule", "seed", "step", "retention_knn20"]],
   "02-table1": ["table1.csv", ["method", "trainable", "target_top1_best", "target_top1_last", "retention_knn20", "mean", "target_top1_best_std", "retention_knn20_std"]],
   "03-targets": ["targets.csv", ["target", "method", "target_top1_best", "retention_knn20"]],
+  "04-selective-lora": ["lambda_sweep.csv", ["lambda", "seed", "active_share", "target_top1", "retention_knn20", "macs"]],
+  "05-clip": ["clip.csv", ["method", "id_top1", "ood_mean", "zeroshot_mean", "forgetting"]],
 };
 
 function inlinePngs(nb: Notebook): number {

@@ -1,0 +1,88 @@
+// The kinds of run a sweep can hold: ViT experiments (Paper A, Paper B's DINO path) and CLIP runs
+// (Paper B's Figure 1). Each kind has its validator, its analytic cost, its runner, and the fields
+// its rows carry; sweeps and plans go through here, so they take either kind (or both).
+import { datasetLabel } from "../data/datasets";
+import type { BackendChoice } from "../runtime/backend";
+import type { ProgressMode } from "../training/progress";
+import { ExperimentConfig, validateConfig } from "./config";
+import { ExperimentOutcome, RunProgress, runExperiment } from "./experiment";
+import { RunCost, tryRunCost } from "./plan";
+import { ClipExperimentConfig, StudyConfig, isClip, validateClipConfig } from "./clip/config";
+import { ClipOutcome, runClipExperiment } from "./clip/experiment";
+import { clipRunCost } from "./clip/plan";
+
+export type { StudyConfig };
+
+/** A row's value: what arquero tables and CSV files hold. */
+export type Cell = string | number | null;
+
+export function validateStudyConfig(config: unknown, what: string): StudyConfig {
+  return isClip(config) ? validateClipConfig(config, what) : validateConfig(config, what);
+}
+
+/** The analytic cost, or why it cannot be computed (the run will fail when it starts). */
+export function studyCost(c: StudyConfig): RunCost | Error {
+  if (!isClip(c)) return tryRunCost(c);
+  try {
+    return clipRunCost(c);
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}
+
+export interface StudyRunOptions {
+  root?: string;
+  backend?: BackendChoice;
+  onProgress?: (p: RunProgress) => void;
+  progress?: ProgressMode;
+}
+
+export type StudyOutcome = { kind: "vit"; out: ExperimentOutcome } | { kind: "clip"; out: ClipOutcome };
+
+export async function runStudy(c: StudyConfig, opts: StudyRunOptions): Promise<StudyOutcome> {
+  return isClip(c) ? { kind: "clip", out: await runClipExperiment(c, opts) } : { kind: "vit", out: await runExperiment(c, opts) };
+}
+
+/** Config fields every row carries. */
+export function configFields(c: StudyConfig): Record<string, Cell> {
+  const o = c.train.optimizer;
+  return {
+    seed: c.seed, train_set: datasetLabel(c.data.train), strategy: c.strategy.kind, optimizer: o.name, lr: o.lr,
+    lr_schedule: c.train.schedule.kind, warmup: c.train.schedule.warmupSteps, steps: c.train.steps, batch: c.data.batchSize,
+  };
+}
+
+const num = (x: number | undefined): Cell => (x === undefined ? null : x);
+
+function vitResults(r: ExperimentOutcome["results"]): Record<string, Cell> {
+  const out: Record<string, Cell> = {
+    trainable: r.trainable, target_top1_last: r.top1, target_top1_best: r.top1Best, best_step: r.bestStep, train_seconds: r.trainSeconds, describe: r.describe,
+  };
+  for (const [k, v] of Object.entries(r.retention ?? {})) out[k] = num(v);
+  for (const [k, v] of Object.entries(r.retentionBest ?? {})) out[`${k}_best`] = num(v);
+  for (const [k, v] of Object.entries(r.knn ?? {})) out[`target_${k}`] = num(v);
+  adapterFields(out, r.adapter);
+  return out;
+}
+
+function clipResults(r: ClipOutcome["results"]): Record<string, Cell> {
+  const out: Record<string, Cell> = {
+    trainable: r.trainable, target_top1_last: r.top1, target_top1_best: r.top1Best, best_step: r.bestStep, train_seconds: r.trainSeconds, describe: r.describe,
+  };
+  for (const [k, v] of Object.entries(r.ood)) out[`ood:${k}`] = v;
+  for (const [k, v] of Object.entries(r.zeroShot)) out[`zeroshot:${k}`] = v;
+  adapterFields(out, r.adapter);
+  return out;
+}
+
+function adapterFields(out: Record<string, Cell>, a: { sites: number; macsMerged: number; macsUnmerged: number; macsBase: number; activeShare?: number; activeSites?: string[] } | undefined): void {
+  if (!a) return;
+  Object.assign(out, { sites: a.sites, macs: a.macsMerged, macs_unmerged: a.macsUnmerged, macs_base: a.macsBase });
+  if (a.activeShare !== undefined) Object.assign(out, { active_share: a.activeShare, active_sites: (a.activeSites ?? []).join(" ") });
+}
+
+export function resultFields(o: StudyOutcome): Record<string, Cell> {
+  return o.kind === "clip" ? clipResults(o.out.results) : vitResults(o.out.results);
+}
+
+export type { ExperimentConfig, ClipExperimentConfig };

@@ -6,13 +6,13 @@
 // trainable set -> Adam (tfjs's, the update of torch.optim.Adam) -> loss read back.
 import * as tf from "@tensorflow/tfjs";
 import { applyStrategy, StrategySpec } from "../src/adapters/strategies";
-import { vitConfig, PresetName } from "../src/model/config";
+import { vitConfig, VitPresetName } from "../src/model/config";
 import { ViT } from "../src/model/vit";
 import { BackendChoice, initBackend } from "../src/runtime/backend";
 import { explainWasmTrap, wasmHeapBytes, wasmSetup } from "../src/runtime/wasm";
 
 export interface BenchCase {
-  model: PresetName;
+  model: VitPresetName;
   batch: number;
   strategy: string;
   classes: number;

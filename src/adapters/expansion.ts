@@ -1,4 +1,4 @@
-// Block expansion (Paper A, PAPERS.md section 2): the N blocks are grouped in sets of `split`;
+// Block expansion (Paper A, arXiv 2404.17245, and its official code): the N blocks are grouped in sets of `split`;
 // after each full set a copy of that set's top block is inserted with attn.proj and mlp.fc2
 // weights and biases zeroed. Both residual branches of the copy then add exactly 0, so the
 // expanded model computes the original function. Blocks are renumbered as the official code's

@@ -1,5 +1,5 @@
-// The fine-tuning library in one import for notebooks:
-//   import { applyStrategy } from "../src/adapters";
+// The fine-tuning library in one import (a notebook imports the file: tslab resolves no folders):
+//   import { applyStrategy } from "./src/adapters/index";
 //   const tm = applyStrategy(vit, { kind: "selective-lora", rank: 8, lambda: 0.1, penaltyStartStep: 780 });
 export * from "./strategies";
 export * from "./lora";
@@ -7,5 +7,5 @@ export * from "./selective";
 export * from "./expansion";
 export * from "./targets";
 export * from "./io";
-export { trainableParams, countParams, blockParams, headParams, backboneParams } from "../model/params";
+export { countParams, blockParams, headParams, backboneParams } from "../model/params";
 export { forwardMacs, modelForwardMacs } from "../model/flops";

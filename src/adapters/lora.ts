@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ForwardOptions } from "../model/types";
 import type { LinearHook, ViT } from "../model/vit";
-import { Rng } from "../runtime/rng";
+import { Rng } from "../ground/rng";
 import { LoraSite, resolveTargets } from "./targets";
 
 export interface LoraConfig {

@@ -8,7 +8,7 @@ import type { ViT } from "../model/vit";
 import { LoraAdapter, LoraConfig, LoraLayer, ResolvedLoraConfig } from "./lora";
 import type { LoraSite } from "./targets";
 
-/** TAPS constants (PAPERS.md section 6). */
+/** TAPS constants (Paper B, arXiv 2501.15377, after FLYP: Goyal et al. 2022). */
 export const TAPS_TAU = 0.1;
 export const TAPS_SCORE_INIT = 0.15;
 

@@ -1,5 +1,8 @@
-// Typed description of a fine-tuning strategy (PAPERS.md section 2 and 6). Shared by
-// applyStrategy (builds it) and the analytic parameter count (src/model/params.ts).
+// Typed description of a fine-tuning strategy (Paper A, arXiv 2404.17245; Paper B, arXiv 2501.15377), as run configs hold
+// it. What each kind does (apply, count, describe) is defined once, in src/adapters/strategies.ts.
+import type { LoraConfig } from "./lora";
+import type { SelectiveLoraConfig } from "./selective";
+import type { ExpansionOptions } from "./expansion";
 
 /** A fresh, re-initialised head (e.g. for a new class count). */
 export interface HeadSpec {
@@ -35,62 +38,25 @@ export interface LinearSpec extends Common {
   kind: "linear";
 }
 
-export interface LoraSpec extends Common {
+/** LoRA (its options are the adapter's own: src/adapters/lora.ts). */
+export interface LoraSpec extends Common, LoraConfig {
   kind: "lora";
-  rank: number;
-  /** Default rank (scale 1). */
-  alpha?: number;
-  /** Default ["query", "value"]. */
-  targets?: string[];
-  dropout?: number;
-  blocks?: number[];
-  rslora?: boolean;
-  /** Seed of A and of dropout masks; default 0. */
-  seed?: number;
 }
 
-export interface SelectiveLoraSpec extends Omit<LoraSpec, "kind"> {
+/** Selective LoRA: the gates' options (src/adapters/selective.ts) and the penalty. */
+export interface SelectiveLoraSpec extends Common, SelectiveLoraConfig {
   kind: "selective-lora";
-  /** Gate threshold; default 0.1 (TAPS). */
-  tau?: number;
-  /** Initial scores; default 0.15 (TAPS). */
-  scoreInit?: number;
   /** Penalty weight lambda on mean |s|; default 0 (no penalty). */
   lambda?: number;
   /** No penalty before this optimizer step (TAPS: 2 epochs' worth); default 0. */
   penaltyStartStep?: number;
 }
 
-export interface BlockExpansionSpec extends Common {
+/** Block expansion: where the identity blocks go (src/adapters/expansion.ts). */
+export interface BlockExpansionSpec extends Common, ExpansionOptions {
   kind: "block-expansion";
-  /** Number of inserted blocks (official split for it); or give split, or after. */
-  p?: number;
-  split?: number;
-  /** A copy of each of these blocks (1-based) right after it. */
-  after?: number[];
 }
 
 export type StrategySpec = FullSpec | TopKSpec | LinearSpec | LoraSpec | SelectiveLoraSpec | BlockExpansionSpec;
 export type StrategyKind = StrategySpec["kind"];
 export const STRATEGY_KINDS: readonly StrategyKind[] = ["full", "top-k", "linear", "lora", "selective-lora", "block-expansion"];
-
-/** One line, e.g. "lora r=8 alpha=8 on query,value + head". */
-export function describeSpec(s: StrategySpec): string {
-  const head = s.freshHead ? ` + fresh head${s.freshHead.classes !== undefined ? ` (${s.freshHead.classes} classes)` : ""}` : " + head";
-  switch (s.kind) {
-    case "full":
-      return "full fine-tuning (every parameter)";
-    case "top-k":
-      return `top-${s.k}: last ${s.k} blocks${s.trainFinalNorm ? " + final norm" : ""}${head}`;
-    case "linear":
-      return `linear probe: head only${s.freshHead ? " (fresh)" : ""}`;
-    case "lora":
-    case "selective-lora": {
-      const t = (s.targets ?? ["query", "value"]).join(",");
-      const sel = s.kind === "selective-lora" ? ` gated (tau=${s.tau ?? 0.1}, s0=${s.scoreInit ?? 0.15}, lambda=${s.lambda ?? 0})` : "";
-      return `${s.kind} r=${s.rank} alpha=${s.alpha ?? s.rank} on ${t}${sel}${head}`;
-    }
-    case "block-expansion":
-      return `block expansion ${s.p !== undefined ? `p=${s.p}` : s.split !== undefined ? `split=${s.split}` : `after blocks ${(s.after ?? []).join(",")}`}: inserted blocks${head}`;
-  }
-}

@@ -1,17 +1,22 @@
-// One entry point for every fine-tuning strategy of the studies:
+// One entry point for every fine-tuning strategy of the studies, and one definition per kind:
 //   const tm = applyStrategy(vit, { kind: "lora", rank: 8 });
-//   tm.trainable   // exactly the variables the optimizer updates
-//   tm.regularizer // selective LoRA's gate penalty, when configured
-// Every other variable of the model is frozen (tf.Variable.trainable = false as well, so
+//   tm.trainable                           // exactly the variables the optimizer updates
+//   trainableParams(config, spec).total     // the same count from the config alone
+//   describeStrategy(spec)                  // one line for tables and logs
+// Every variable outside the trainable set is frozen (tf.Variable.trainable = false as well, so
 // tf.variableGrads / optimizer.minimize without a list also see only the trainable set).
 import * as tf from "@tensorflow/tfjs";
 import type { TrainableModel } from "../model/types";
+import type { ViTConfig } from "../model/config";
 import type { ViT } from "../model/vit";
-import { Rng } from "../runtime/rng";
-import { ExpansionPlan, expandBlocks } from "./expansion";
-import { LoraAdapter } from "./lora";
-import { SelectiveLoraAdapter } from "./selective";
-import { describeSpec, HeadSpec, StrategySpec } from "./spec";
+import { backboneParams, blockParams, countParams, headParams } from "../model/params";
+import type { AdapterCost } from "../model/flops";
+import { Rng } from "../ground/rng";
+import { describePlacement, ExpansionPlan, expandBlocks, expansionPlan } from "./expansion";
+import { DEFAULT_TARGETS, LoraAdapter } from "./lora";
+import { SelectiveLoraAdapter, TAPS_SCORE_INIT, TAPS_TAU } from "./selective";
+import { loraSiteParams, resolveTargets } from "./targets";
+import type { BlockExpansionSpec, FullSpec, HeadSpec, LinearSpec, LoraSpec, SelectiveLoraSpec, StrategyKind, StrategySpec, TopKSpec } from "./spec";
 
 export * from "./spec";
 
@@ -25,6 +30,142 @@ export interface StrategyResult extends TrainableModel {
   adapter?: LoraAdapter | SelectiveLoraAdapter;
   /** Where the blocks of an expanded model come from. */
   expansion?: ExpansionPlan;
+}
+
+export interface TrainableCount {
+  /** Trainable parameters in total. */
+  total: number;
+  /** By part, in display order, e.g. [["blocks 9..11", 21263616], ["head", 76900]]. */
+  parts: [string, number][];
+  /** Config of the model the strategy trains (class count, depth after expansion). */
+  config: ViTConfig;
+}
+
+/** What a strategy kind is: the model it trains, what it trains (also counted from shapes), its line. */
+interface Kind<S extends StrategySpec> {
+  /** The model to train when it is not the given one (block expansion builds a deeper one). */
+  build?(model: ViT, spec: S): { model: ViT; expansion: ExpansionPlan };
+  /** The names of the trainable variables of the model to train (attaching adapters first). */
+  apply(model: ViT, spec: S, expansion?: ExpansionPlan): { names: string[]; adapter?: LoraAdapter | SelectiveLoraAdapter; regularizer?: TrainableModel["regularizer"] };
+  /** Trainable parameters by part for config `c` (the head's count is added by the caller). */
+  count(c: ViTConfig, spec: S): { parts: [string, number][]; config: ViTConfig };
+  describe(spec: S): string;
+}
+
+const isHead = (n: string) => n.startsWith("head.");
+const blockOf = (n: string) => { const b = /^blocks\.(\d+)\./.exec(n); return b ? Number(b[1]) : -1; };
+const names = (m: ViT, pick: (name: string) => boolean) => [...m.params.keys()].filter(pick);
+const headLine = (s: StrategySpec) => (s.freshHead ? ` + fresh head${s.freshHead.classes !== undefined ? ` (${s.freshHead.classes} classes)` : ""}` : " + head");
+
+function checkK(depth: number, k: number): void {
+  if (!(Number.isInteger(k) && k >= 0 && k <= depth)) throw new Error(`top-k: k must be an integer in [0, ${depth}], got ${k}`);
+}
+
+function loraCount(c: ViTConfig, s: LoraSpec | SelectiveLoraSpec): [string, number][] {
+  const sites = resolveTargets(c, s.targets ?? DEFAULT_TARGETS, { blocks: s.blocks });
+  const parts: [string, number][] = [[`lora A,B (${sites.length} sites, r=${s.rank})`, sites.reduce((n, x) => n + loraSiteParams(x, s.rank), 0)]];
+  if (s.kind === "selective-lora") parts.push(["gate scores", sites.length]);
+  return parts;
+}
+
+function loraLine(s: LoraSpec | SelectiveLoraSpec): string {
+  const sel = s.kind === "selective-lora" ? ` gated (tau=${s.tau ?? TAPS_TAU}, s0=${s.scoreInit ?? TAPS_SCORE_INIT}, lambda=${s.lambda ?? 0})` : "";
+  return `${s.kind} r=${s.rank} alpha=${s.alpha ?? s.rank} on ${(s.targets ?? DEFAULT_TARGETS).join(",")}${sel}${headLine(s)}`;
+}
+
+function adapterNames(m: ViT, own: Set<tf.Variable>): string[] {
+  return [...[...m.adapterParams].filter(([, v]) => own.has(v)).map(([k]) => k), ...names(m, isHead)];
+}
+
+const KINDS: { [K in StrategyKind]: Kind<Extract<StrategySpec, { kind: K }>> } = {
+  full: {
+    apply: (m) => ({ names: names(m, () => true) }),
+    count: (c) => ({ parts: [["backbone", backboneParams(c)]], config: c }),
+    describe: () => "full fine-tuning (every parameter)",
+  } satisfies Kind<FullSpec>,
+  "top-k": {
+    apply: (m, s) => {
+      checkK(m.config.depth, s.k);
+      const from = m.config.depth - s.k;
+      return { names: names(m, (n) => blockOf(n) >= from || isHead(n) || (s.trainFinalNorm === true && n.startsWith("norm."))) };
+    },
+    count: (c, s) => {
+      checkK(c.depth, s.k);
+      const parts: [string, number][] = [[`blocks ${c.depth - s.k}..${c.depth - 1}`, s.k * blockParams(c)]];
+      if (s.trainFinalNorm) parts.push(["final norm", countParams(c, (n) => n.startsWith("norm."))]);
+      return { parts, config: c };
+    },
+    describe: (s) => `top-${s.k}: last ${s.k} blocks${s.trainFinalNorm ? " + final norm" : ""}${headLine(s)}`,
+  } satisfies Kind<TopKSpec>,
+  linear: {
+    apply: (m) => ({ names: names(m, isHead) }),
+    count: (c) => ({ parts: [], config: c }),
+    describe: (s) => `linear probe: head only${s.freshHead ? " (fresh)" : ""}`,
+  } satisfies Kind<LinearSpec>,
+  lora: {
+    apply: (m, s) => {
+      const adapter = LoraAdapter.attach(m, s);
+      return { names: adapterNames(m, new Set(adapter.variables())), adapter };
+    },
+    count: (c, s) => ({ parts: loraCount(c, s), config: c }),
+    describe: loraLine,
+  } satisfies Kind<LoraSpec>,
+  "selective-lora": {
+    apply: (m, s) => {
+      const adapter = SelectiveLoraAdapter.attachSelective(m, s);
+      const lambda = s.lambda ?? 0;
+      const regularizer = lambda !== 0 ? adapter.regularizer({ lambda, startStep: s.penaltyStartStep }) : undefined;
+      return { names: adapterNames(m, new Set(adapter.variables())), adapter, regularizer };
+    },
+    count: (c, s) => ({ parts: loraCount(c, s), config: c }),
+    describe: loraLine,
+  } satisfies Kind<SelectiveLoraSpec>,
+  "block-expansion": {
+    build: (m, s) => { const e = expandBlocks(m, s); return { model: e.model, expansion: e.plan }; },
+    apply: (m, _s, plan) => {
+      const fresh = new Set((plan as ExpansionPlan).newBlocks);
+      return { names: names(m, (n) => fresh.has(blockOf(n)) || isHead(n)) };
+    },
+    count: (c, s) => {
+      const plan = expansionPlan(c.depth, s);
+      const config = { ...c, depth: c.depth + plan.p };
+      return { parts: [[`inserted blocks (p=${plan.p}, ${describePlacement(plan)})`, plan.p * blockParams(config)]], config };
+    },
+    describe: (s) => `block expansion ${s.p !== undefined ? `p=${s.p}` : s.split !== undefined ? `split=${s.split}` : `after blocks ${(s.after ?? []).join(",")}`}: inserted blocks${headLine(s)}`,
+  } satisfies Kind<BlockExpansionSpec>,
+};
+
+function kindOf<S extends StrategySpec>(spec: S): Kind<S> {
+  const k = KINDS[spec.kind] as unknown as Kind<S> | undefined;
+  if (!k) throw new Error(`unknown strategy kind '${(spec as { kind: unknown }).kind}'; known: ${Object.keys(KINDS).join(", ")}`);
+  return k;
+}
+
+/** One line, e.g. "lora r=8 alpha=8 on query,value + head". */
+export function describeStrategy(spec: StrategySpec): string {
+  return kindOf(spec).describe(spec);
+}
+
+/** The config a strategy trains: a fresh head may change the class count. */
+export function strategyConfig(c: ViTConfig, spec: StrategySpec): ViTConfig {
+  const classes = spec.freshHead?.classes;
+  return classes === undefined ? c : { ...c, numClasses: classes };
+}
+
+/** Trainable parameters of `spec` applied to a model of config `c`, without building it. */
+export function trainableParams(c0: ViTConfig, spec: StrategySpec): TrainableCount {
+  const { parts, config } = kindOf(spec).count(strategyConfig(c0, spec), spec);
+  const all: [string, number][] = [...parts, ["head", headParams(config)]];
+  return { total: all.reduce((s, [, n]) => s + n, 0), parts: all, config };
+}
+
+/**
+ * The extra multiply-accumulates an unmerged (selective) LoRA adds per input row of each site,
+ * from the config alone (what LoraLayer.extraMacsPerRow reports on a real model); none otherwise.
+ */
+export function adapterCosts(c: ViTConfig, spec: StrategySpec): AdapterCost[] {
+  if (spec.kind !== "lora" && spec.kind !== "selective-lora") return [];
+  return resolveTargets(c, spec.targets ?? DEFAULT_TARGETS, { blocks: spec.blocks }).map((site) => ({ name: site.name, linear: site.linear, macsPerRow: spec.rank * (site.inFeatures + site.outFeatures) }));
 }
 
 /** Replaces the head with a freshly initialised one (seeded). */
@@ -44,82 +185,23 @@ export function resetHead(model: ViT, spec: HeadSpec = {}): void {
   tf.dispose([w, b]);
 }
 
-function baseNames(model: ViT, pick: (name: string) => boolean): string[] {
-  return [...model.params.keys()].filter(pick);
-}
-
 /**
  * Prepares `model` for fine-tuning with `spec` and returns the exact trainable set. LoRA kinds
  * attach an adapter named "default" to `model`; block expansion returns a NEW model whose
  * unchanged weights share storage with `model` (dispose either independently).
  */
 export function applyStrategy(model: ViT, spec: StrategySpec): StrategyResult {
-  let m = model;
-  let adapter: LoraAdapter | SelectiveLoraAdapter | undefined;
-  let expansion: ExpansionPlan | undefined;
-  let regularizer: TrainableModel["regularizer"];
-  let names: string[];
-  const isHead = (n: string) => n.startsWith("head.");
-  if (spec.kind === "block-expansion") {
-    const e = expandBlocks(model, { p: spec.p, split: spec.split, after: spec.after });
-    m = e.model;
-    expansion = e.plan;
-  }
+  const kind = kindOf(spec);
+  const { model: m, expansion } = kind.build?.(model, spec) ?? { model, expansion: undefined };
   if (spec.freshHead) resetHead(m, spec.freshHead);
   if (m.config.numClasses === 0 && spec.kind !== "full") throw new Error(`strategy '${spec.kind}' trains a head, but the model has none: pass freshHead: {classes}`);
-  switch (spec.kind) {
-    case "full":
-      names = baseNames(m, () => true);
-      break;
-    case "top-k": {
-      const { depth } = m.config;
-      if (!(Number.isInteger(spec.k) && spec.k >= 0 && spec.k <= depth)) throw new Error(`top-k: k must be an integer in [0, ${depth}], got ${spec.k}`);
-      const top = new Set(Array.from({ length: spec.k }, (_, j) => depth - spec.k + j));
-      names = baseNames(m, (n) => {
-        const b = /^blocks\.(\d+)\./.exec(n);
-        return (b !== null && top.has(Number(b[1]))) || isHead(n) || (spec.trainFinalNorm === true && n.startsWith("norm."));
-      });
-      break;
-    }
-    case "linear":
-      names = baseNames(m, isHead);
-      break;
-    case "lora":
-    case "selective-lora": {
-      const cfg = { rank: spec.rank, alpha: spec.alpha, dropout: spec.dropout, targets: spec.targets, blocks: spec.blocks, rslora: spec.rslora, seed: spec.seed };
-      if (spec.kind === "lora") adapter = LoraAdapter.attach(m, cfg);
-      else {
-        const sel = SelectiveLoraAdapter.attachSelective(m, { ...cfg, tau: spec.tau, scoreInit: spec.scoreInit });
-        adapter = sel;
-        const lambda = spec.lambda ?? 0;
-        if (lambda !== 0) regularizer = sel.regularizer({ lambda, startStep: spec.penaltyStartStep });
-      }
-      const own = new Set(adapter.variables());
-      names = [...[...m.adapterParams].filter(([, v]) => own.has(v)).map(([k]) => k), ...baseNames(m, isHead)];
-      break;
-    }
-    case "block-expansion": {
-      const fresh = new Set((expansion as ExpansionPlan).newBlocks);
-      names = baseNames(m, (n) => {
-        const b = /^blocks\.(\d+)\./.exec(n);
-        return (b !== null && fresh.has(Number(b[1]))) || isHead(n);
-      });
-      break;
-    }
-  }
+  const r = kind.apply(m, spec, expansion);
   const all = m.namedVariables();
-  const chosen = new Set(names);
+  const chosen = new Set(r.names);
   for (const [n, v] of all) v.trainable = chosen.has(n);
-  const trainable = names.map((n) => all.get(n) as tf.Variable);
   return {
-    model: m,
-    trainable,
-    trainableNames: names,
-    regularizer,
-    describe: describeSpec(spec),
-    spec,
-    adapter,
-    expansion,
+    model: m, trainable: r.names.map((n) => all.get(n) as tf.Variable), trainableNames: r.names,
+    regularizer: r.regularizer, describe: kind.describe(spec), spec, adapter: r.adapter, expansion,
   };
 }
 

@@ -4,8 +4,8 @@
 // file into shared memory, or reads records on demand when asked to (bounded memory).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeJsonAtomic } from "../runs/atomic";
-import { createProgress } from "../training/progress";
+import { writeJsonAtomic } from "../ground/atomic";
+import { createProgress } from "../ground/progress";
 import { ImageSet, StoredImageSet, memoryImageSet } from "./dataset";
 import { imageCacheDir } from "./paths";
 

@@ -5,31 +5,12 @@ import * as path from "node:path";
 import { ImageSet, selectClasses, subsetIndices } from "./dataset";
 import { ensureFile } from "./download";
 import { byCodePoint, loadImageFolder } from "./imagefolder";
+import { loadCifar } from "./cifar";
+import { archiveSynsets, listClassFolders, loadLayout } from "./layouts";
 import { FASHION_MNIST_CLASSES, MNIST_CLASSES, loadMnistFiles } from "./mnist";
-import type { Interpolation } from "./resample";
+import type { DatasetSpec } from "./spec";
 
-interface Common {
-  /** Keep these classes (ids or names) and relabel them 0..k-1 in this order. */
-  classes?: Array<number | string>;
-  /**
-   * Keep the first N images of every class (dataset order): small, deterministic subsets for
-   * smoke runs. ImageFolder trees then decode only those images.
-   */
-  perClass?: number;
-}
-
-export type DatasetSpec = Common &
-  (
-    | { name: "cifar10-jpeg"; split: "train" | "test"; size?: number }
-    | { name: "cifar10" | "cifar100"; split: "train" | "test"; format?: "python" | "binary"; size?: number; labelKind?: "fine" | "coarse" }
-    | { name: "mnist" | "fashion-mnist"; split: "train" | "test"; size?: number }
-    | { name: "imagefolder"; root: string; split: string; size: number; fit?: "fill" | "shorter-center-crop"; interpolation?: Interpolation }
-    | { name: "imagenet"; root: string; split: "train" | "val"; size?: number }
-    | { name: "dtd"; root: string; split: "train" | "val" | "test"; partition?: number; size: number }
-    | { name: "food101"; root: string; split: "train" | "test"; size: number }
-    | { name: "flowers102"; root: string; split: "train" | "val" | "test"; size: number }
-  );
-
+export type { DatasetSpec } from "./spec";
 /** A short, readable label for a spec (used in names and reports). */
 export function datasetLabel(spec: DatasetSpec): string {
   const cls = spec.classes ? `[${spec.classes.join(",")}]` : "";
@@ -68,7 +49,6 @@ async function loadBase(spec: DatasetSpec): Promise<ImageSet> {
     }
     case "cifar10":
     case "cifar100": {
-      const { loadCifar } = require("./cifar") as typeof import("./cifar");
       const format = spec.format ?? "python";
       const file = await ensureFile(`${spec.name === "cifar10" ? "cifar-10" : "cifar-100"}-${format}.tar.gz`);
       return loadCifar(file, { dataset: spec.name, format, split: spec.split, size: spec.size ?? 32, labelKind: spec.labelKind });
@@ -91,7 +71,6 @@ async function loadBase(spec: DatasetSpec): Promise<ImageSet> {
     case "imagenet": {
       // User-supplied folder (train/<wnid>/, val/<wnid>/); class order = sorted wnids of train
       // (or of val when train is absent), so val folders missing some classes keep the full order.
-      const { listClassFolders, archiveSynsets } = require("./layouts") as typeof import("./layouts");
       const isArchive = fs.statSync(spec.root).isFile();
       const classes = (isArchive ? await archiveSynsets(spec.root) : listClassFolders(spec.root, ["train", "val"]))?.sort(byCodePoint);
       const size = spec.size ?? 256;
@@ -104,8 +83,7 @@ async function loadBase(spec: DatasetSpec): Promise<ImageSet> {
     case "dtd":
     case "food101":
     case "flowers102": {
-      const layouts = require("./layouts") as typeof import("./layouts");
-      return layouts.loadLayout(spec);
+      return loadLayout(spec);
     }
   }
 }

@@ -13,7 +13,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { createProgress } from "../training/progress";
+import { createProgress } from "../ground/progress";
 import { dataDir, mirrorDir } from "./paths";
 import { RegistryFile, registryFile } from "./registry";
 

@@ -11,9 +11,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ImageSet } from "./dataset";
-import type { DatasetSpec } from "./datasets";
+import type { DatasetSpec } from "./spec";
 import { byCodePoint, loadFileList } from "./imagefolder";
 import { matVar, readMat } from "./mat";
+import { readTar } from "./tar";
 
 function locate(root: string, names: string[], marker: string, what: string): string {
   for (const cand of [root, ...names.map((n) => path.join(root, n)), ...names.map((n) => path.join(root, n, n))]) {
@@ -107,7 +108,6 @@ export function listClassFolders(root: string, splits: string[]): string[] {
 /** The 1000 wnids of LOC_synset_mapping.txt inside an archive; undefined when it has none
  * (then the class folders found are the classes). */
 export async function archiveSynsets(file: string): Promise<string[] | undefined> {
-  const { readTar } = require("./tar") as typeof import("./tar");
   for await (const { entry, data } of readTar(file)) {
     if (entry.type === "file" && entry.path.endsWith("LOC_synset_mapping.txt")) {
       return data.toString("utf8").split(/\r?\n/).filter((l) => l.trim()).map((l) => l.split(/\s+/)[0]);

@@ -4,7 +4,7 @@
 // CLI agree whatever their working directory.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO_ROOT } from "../runtime/record";
+import { REPO_ROOT } from "../ground/root";
 
 export function dataDir(): string {
   const env = process.env.STUDY_DATA_DIR;

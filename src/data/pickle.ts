@@ -1,11 +1,16 @@
-// A restricted unpickler: enough of protocols 0-5 for data files (dicts, lists, tuples, strings,
-// bytes, numbers, numpy arrays), and no code execution. Only a fixed allow-list of globals is
-// understood (numpy's array reconstruction and `_codecs.encode` for protocol-2 bytes); any other
-// global is an error naming it, the way `pickle.Unpickler.find_class` overrides refuse them.
+// The project's one restricted unpickler: the data-building opcodes of protocols 0-5 and no code
+// execution. What globals mean is a policy's: only the globals it names are understood (as the
+// `pickle.Unpickler.find_class` overrides of safe loaders refuse the rest), REDUCE/NEWOBJ calls its
+// handler, BUILD and persistent ids go to it. Two policies use it: numpy data files here
+// (`unpickle`: CIFAR's batches; numpy arrays, `_codecs.encode` for protocol-2 bytes) and torch
+// checkpoints (src/weights/pth.ts: tensors over storages, OrderedDict).
 
 export type PyValue =
   | null | boolean | number | bigint | string | Uint8Array
-  | PyValue[] | PyTuple | PyDict | NdArray | PyGlobal | PyReduce;
+  | PyValue[] | PyTuple | PyDict | NdArray | PyGlobal | PyReduce | PyExternal;
+
+/** A value a policy builds that the unpickler passes through untouched (a torch tensor reference). */
+export abstract class PyExternal {}
 
 export class PyTuple { constructor(readonly items: PyValue[]) {} }
 /** A dict; keys are strings (str keys and, decoded as latin-1, bytes keys) or numbers. */
@@ -18,18 +23,27 @@ export class PyGlobal { constructor(readonly module: string, readonly name: stri
 /** An allowed global applied to arguments, to be finished by BUILD (numpy dtype/ndarray). */
 export class PyReduce { constructor(readonly fn: PyGlobal, readonly args: PyValue[], public state: PyValue = null) {} }
 
-const ALLOWED = new Set([
-  "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-  "numpy.ndarray", "numpy.dtype", "_codecs.encode",
-]);
+/** What a pickle's globals, BUILD and persistent ids mean to one kind of file. */
+export interface PicklePolicy {
+  /** Allowed globals ("module.name") and what REDUCE/NEWOBJ of each with its arguments gives. */
+  globals: Record<string, (args: PyValue[], fail: (m: string) => never) => PyValue>;
+  /** BUILD: `state` applied to `obj` (the default refuses). */
+  build?: (obj: PyValue, state: PyValue, fail: (m: string) => never) => void;
+  /** A persistent id's object (the default refuses). */
+  persistentLoad?: (pid: PyValue, fail: (m: string) => never) => PyValue;
+  /** The value STOP returns, finished (default: as is). */
+  finish?: (v: PyValue, fail: (m: string) => never) => PyValue;
+  /** Said after "refusing global 'x'": what this kind of file may hold. */
+  refusal: string;
+}
 
 const MARK = Symbol("mark");
 type Slot = PyValue | typeof MARK;
 
 export class UnpicklingError extends Error {}
 
-/** Parses a pickle without executing anything; `what` names the source in errors. */
-export function unpickle(bytes: Uint8Array, what = "<pickle>"): PyValue {
+/** Runs a pickle's data-building opcodes under `policy`; `what` names the source in errors. */
+export function interpretPickle(bytes: Uint8Array, policy: PicklePolicy, what = "<pickle>"): PyValue {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = 0;
   const stack: Slot[] = [];
@@ -64,7 +78,7 @@ export function unpickle(bytes: Uint8Array, what = "<pickle>"): PyValue {
   const append = (l: PyValue, items: PyValue[]) => { if (!Array.isArray(l)) fail("APPEND(S) on a non-list"); (l as PyValue[]).push(...items); };
   const global = (module: string, name: string): PyGlobal => {
     const full = `${module}.${name}`;
-    if (!ALLOWED.has(full)) fail(`refusing global '${full}' (only ${[...ALLOWED].join(", ")} are allowed)`);
+    if (!(full in policy.globals)) fail(`refusing global '${full}' (${policy.refusal})`);
     return new PyGlobal(module, name);
   };
   const longLE = (b: Uint8Array): number | bigint => {
@@ -82,7 +96,7 @@ export function unpickle(bytes: Uint8Array, what = "<pickle>"): PyValue {
       case 0x95: u64(); break; // FRAME (frames are just a prefix; the stream continues)
       case 0x2e: { // STOP
         const v = pop();
-        return finish(v, fail);
+        return policy.finish ? policy.finish(v, fail) : v;
       }
       case 0x28: stack.push(MARK); break; // MARK
       case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
@@ -137,14 +151,20 @@ export function unpickle(bytes: Uint8Array, what = "<pickle>"): PyValue {
         const args = pop(), fn = pop();
         if (!(fn instanceof PyGlobal)) fail("REDUCE/NEWOBJ on something that is not an allowed global");
         if (!(args instanceof PyTuple)) fail("REDUCE/NEWOBJ arguments are not a tuple");
-        stack.push(reduce(fn as PyGlobal, (args as PyTuple).items, fail));
+        const g = fn as PyGlobal;
+        stack.push(policy.globals[`${g.module}.${g.name}`]((args as PyTuple).items, fail));
         break;
       }
       case 0x62: { // BUILD
         const state = pop();
-        const obj = top();
-        if (!(obj instanceof PyReduce)) fail("BUILD on an object that is not a numpy array or dtype");
-        (obj as PyReduce).state = state;
+        if (!policy.build) fail("BUILD is not allowed here");
+        (policy.build as NonNullable<PicklePolicy["build"]>)(top(), state, fail);
+        break;
+      }
+      case 0x51: case 0x50: { // BINPERSID, PERSID
+        const pid = op === 0x51 ? pop() : line();
+        if (!policy.persistentLoad) fail("persistent ids are not allowed here");
+        stack.push((policy.persistentLoad as NonNullable<PicklePolicy["persistentLoad"]>)(pid, fail));
         break;
       }
       case 0x8f: stack.push([]); break; // EMPTY_SET (as a list)
@@ -159,22 +179,39 @@ export function unpickle(bytes: Uint8Array, what = "<pickle>"): PyValue {
   }
 }
 
-function reduce(fn: PyGlobal, args: PyValue[], fail: (m: string) => never): PyValue {
-  const full = `${fn.module}.${fn.name}`;
-  if (full === "_codecs.encode") {
+// ---- numpy data files (CIFAR's pickled batches) ----------------------------------------------
+
+const deferred = (module: string, name: string) => (args: PyValue[]) => new PyReduce(new PyGlobal(module, name), args);
+const NUMPY: PicklePolicy = {
+  globals: {
+    "numpy.core.multiarray._reconstruct": deferred("numpy.core.multiarray", "_reconstruct"),
+    "numpy._core.multiarray._reconstruct": deferred("numpy._core.multiarray", "_reconstruct"),
+    "numpy.ndarray": deferred("numpy", "ndarray"),
+    "numpy.dtype": deferred("numpy", "dtype"),
     // Protocol-2 pickles from Python 3 store bytes as _codecs.encode(str, 'latin1').
-    const [s, enc] = args;
-    if (typeof s !== "string" || (enc !== "latin1" && enc !== "latin-1")) fail("_codecs.encode is only allowed as (str, 'latin1')");
-    return new Uint8Array(Buffer.from(s as string, "latin1"));
-  }
-  return new PyReduce(fn, args);
+    "_codecs.encode": ([s, enc], fail) => {
+      if (typeof s !== "string" || (enc !== "latin1" && enc !== "latin-1")) fail("_codecs.encode is only allowed as (str, 'latin1')");
+      return new Uint8Array(Buffer.from(s as string, "latin1"));
+    },
+  },
+  build: (obj, state, fail) => {
+    if (!(obj instanceof PyReduce)) fail("BUILD on an object that is not a numpy array or dtype");
+    (obj as PyReduce).state = state;
+  },
+  finish: (v, fail) => finish(v, fail),
+  refusal: "only numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype and _codecs.encode are allowed",
+};
+
+/** A numpy data file (dicts, lists, tuples, strings, bytes, numbers, numpy arrays), never executed. */
+export function unpickle(bytes: Uint8Array, what = "<pickle>"): PyValue {
+  return interpretPickle(bytes, NUMPY, what);
 }
 
 /** Turns finished numpy reconstructions into NdArray, recursively. */
 function finish(v: PyValue, fail: (m: string) => never): PyValue {
   const seen = new Map<object, PyValue>();
   const walk = (x: PyValue): PyValue => {
-    if (x === null || typeof x !== "object" || x instanceof Uint8Array || x instanceof NdArray || x instanceof PyGlobal) return x;
+    if (x === null || typeof x !== "object" || x instanceof Uint8Array || x instanceof NdArray || x instanceof PyGlobal || x instanceof PyExternal) return x;
     if (seen.has(x)) return seen.get(x)!;
     if (x instanceof PyReduce) {
       const out = toNdArray(x, fail);

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { Rng } from "../runtime/rng";
+import { Rng } from "../ground/rng";
 import { ImageSet, ImageSetHandle } from "./dataset";
 import { SampleParams, TransformSpec, sampleParams } from "./transforms";
 import { BatchPlan, runPlan } from "./batch-work";

@@ -1,4 +1,4 @@
-// Official data files: where they come from and how to recognise them (PAPERS.md section 7).
+// Official data files: where they come from and how to recognise them (the datasets' official distributions).
 // `decompressedMd5` covers re-compressed copies whose content is the official file.
 
 export interface RegistryFile {

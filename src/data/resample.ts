@@ -10,25 +10,68 @@ export type Interpolation = "bilinear" | "bicubic" | "nearest";
 
 const PRECISION_BITS = 32 - 8 - 2;
 
+/** The Keys cubic: a = -0.5 is Pillow's (and PyTorch's antialiased) bicubic, a = -0.75 PyTorch's plain one. */
+export function keysCubic(x: number, a: number): number {
+  x = Math.abs(x);
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0;
+}
+
 function filterOf(kind: Interpolation): { support: number; f: (x: number) => number } {
   switch (kind) {
     case "bilinear":
       return { support: 1, f: (x) => { x = Math.abs(x); return x < 1 ? 1 - x : 0; } };
-    case "bicubic": {
-      const a = -0.5;
-      return {
-        support: 2,
-        f: (x) => {
-          x = Math.abs(x);
-          if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-          if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-          return 0;
-        },
-      };
-    }
+    case "bicubic":
+      return { support: 2, f: (x) => keysCubic(x, -0.5) };
     case "nearest":
       return { support: 0.5, f: (x) => (x >= -0.5 && x < 0.5 ? 1 : 0) };
   }
+}
+
+/** Each output's window of input indices and its normalised float64 weights (`ksize` slots per output). */
+export interface FilterWindows {
+  start: Int32Array;
+  len: Int32Array;
+  weights: Float64Array;
+  ksize: number;
+}
+
+/**
+ * Pillow's precompute_coeffs before fixed point, for the input span [in0, in1) mapped onto
+ * outSize outputs: centres at in0 + (i + 0.5) * scale, the filter stretched by the downscale
+ * factor (antialiasing), windows clipped at the borders and renormalised. PyTorch's antialiased
+ * interpolate (aten _upsample_bicubic2d_aa, ported from Pillow) computes the same weights.
+ */
+export function filterWindows(inSize: number, in0: number, in1: number, outSize: number, kind: Interpolation): FilterWindows {
+  const { support: baseSupport, f } = filterOf(kind);
+  const scale = (in1 - in0) / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = baseSupport * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const len = new Int32Array(outSize);
+  const weights = new Float64Array(outSize * ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = in0 + (xx + 0.5) * scale;
+    const ss = 1 / filterscale;
+    // Math.trunc as C's (int) cast, like the reference.
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) {
+      const v = f((x + xmin - center + 0.5) * ss);
+      weights[xx * ksize + x] = v;
+      ww += v;
+    }
+    for (let x = 0; x < xmax; x++) weights[xx * ksize + x] = ww !== 0 ? weights[xx * ksize + x] / ww : 0;
+    start[xx] = xmin;
+    len[xx] = xmax;
+  }
+  return { start, len, weights, ksize };
 }
 
 interface Coeffs {
@@ -48,37 +91,9 @@ function coeffs(inSize: number, in0: number, in1: number, outSize: number, kind:
   const key = `${inSize}|${in0}|${in1}|${outSize}|${kind}`;
   const hit = coeffCache.get(key);
   if (hit) return hit;
-  const { support: baseSupport, f } = filterOf(kind);
-  const scale = (in1 - in0) / outSize;
-  const filterscale = Math.max(scale, 1);
-  const support = baseSupport * filterscale;
-  const ksize = Math.ceil(support) * 2 + 1;
-  const start = new Int32Array(outSize);
-  const len = new Int32Array(outSize);
-  const k = new Int32Array(outSize * ksize);
-  const w = new Float64Array(ksize);
-  for (let xx = 0; xx < outSize; xx++) {
-    const center = in0 + (xx + 0.5) * scale;
-    const ss = 1 / filterscale;
-    let xmin = Math.trunc(center - support + 0.5);
-    if (xmin < 0) xmin = 0;
-    let xmax = Math.trunc(center + support + 0.5);
-    if (xmax > inSize) xmax = inSize;
-    xmax -= xmin;
-    let ww = 0;
-    for (let x = 0; x < xmax; x++) {
-      const v = f((x + xmin - center + 0.5) * ss);
-      w[x] = v;
-      ww += v;
-    }
-    for (let x = 0; x < xmax; x++) {
-      const v = ww !== 0 ? w[x] / ww : 0;
-      // Pillow's normalize_coeffs_8bpc: round half away from zero into fixed point.
-      k[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
-    }
-    start[xx] = xmin;
-    len[xx] = xmax;
-  }
+  const { start, len, weights, ksize } = filterWindows(inSize, in0, in1, outSize, kind);
+  // Pillow's normalize_coeffs_8bpc: round half away from zero into fixed point.
+  const k = Int32Array.from(weights, (v) => (v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS))));
   const c = { start, len, k, ksize };
   if (coeffCache.size > 256) coeffCache.clear();
   coeffCache.set(key, c);

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { writeFileAtomic } from "../runs/atomic";
+import { writeFileAtomic } from "../ground/atomic";
 
 export type TarEntryType = "file" | "directory" | "symlink" | "hardlink" | "other";
 

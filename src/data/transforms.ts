@@ -2,7 +2,7 @@
 // where the pixel work runs: `sampleParams` draws every random choice from the seeded Rng (main
 // thread, in sample order), `applyTransform` is a pure function of (image, params) that can run in
 // a worker. Output is float32 HWC, normalised ((x/255 - mean) / std).
-import type { Rng } from "../runtime/rng";
+import type { Rng } from "../ground/rng";
 import { Interpolation, resizeBox } from "./resample";
 
 export type Triple = [number, number, number];

@@ -11,7 +11,7 @@ import type { Activation } from "./config";
 import { LinearModule } from "./module";
 import { causalMask, gatherRows, residualBlock } from "./transformer";
 import type { ForwardOptions } from "./types";
-import { Rng } from "../runtime/rng";
+import { Rng } from "../ground/rng";
 
 export interface TextConfig {
   /** Positions of the positional embedding (77 for every OpenAI model). */

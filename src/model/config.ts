@@ -42,7 +42,7 @@ const DEFAULTS: Omit<ViTConfig, "imageSize" | "patchSize" | "width" | "depth" | 
   headBias: true,
 };
 
-export const PRESETS = {
+export const VIT_PRESETS = {
   "vit-tiny-16": { imageSize: 224, patchSize: 16, width: 192, depth: 12, heads: 3 },
   "vit-small-16": { imageSize: 224, patchSize: 16, width: 384, depth: 12, heads: 6 },
   "vit-base-16": { imageSize: 224, patchSize: 16, width: 768, depth: 12, heads: 12 },
@@ -52,18 +52,18 @@ export const PRESETS = {
   "vit-cifar-small": { imageSize: 32, patchSize: 4, width: 192, depth: 8, heads: 3 },
 } as const;
 
-export type PresetName = keyof typeof PRESETS;
+export type VitPresetName = keyof typeof VIT_PRESETS;
 
-export function isPreset(name: string): name is PresetName {
-  return Object.prototype.hasOwnProperty.call(PRESETS, name);
+export function isVitPreset(name: string): name is VitPresetName {
+  return Object.prototype.hasOwnProperty.call(VIT_PRESETS, name);
 }
 
 /** A full config from a preset name or partial config, with overrides; validated. */
-export function vitConfig(base: PresetName | Partial<ViTConfig>, overrides: Partial<ViTConfig> = {}): ViTConfig {
+export function vitConfig(base: VitPresetName | Partial<ViTConfig>, overrides: Partial<ViTConfig> = {}): ViTConfig {
   let from: Partial<ViTConfig>;
   if (typeof base === "string") {
-    if (!isPreset(base)) throw new Error(`unknown ViT preset '${base}'; known: ${Object.keys(PRESETS).join(", ")}`);
-    from = PRESETS[base];
+    if (!isVitPreset(base)) throw new Error(`unknown ViT preset '${base}'; known: ${Object.keys(VIT_PRESETS).join(", ")}`);
+    from = VIT_PRESETS[base];
   } else from = base;
   const cfg = { ...DEFAULTS, ...from, ...overrides } as ViTConfig;
   validateConfig(cfg);

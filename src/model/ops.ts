@@ -9,21 +9,12 @@
 // The values are the formulas of torch.nn.LayerNorm and the exact erf GELU; test/model/ops.test.ts
 // checks values and gradients of both routes against plain autodiff on every backend.
 import * as tf from "@tensorflow/tfjs";
+import { FusedKernel } from "../runtime/fused-kernels";
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
-/**
- * Kernels a backend may provide for these ops. Inputs and outputs:
- *   gelu: {x} -> y;  geluGrad: {x, dy} -> dx;
- *   layerNorm: {x, weight, bias}, {eps} -> y;  layerNormGrad: {dy, x, weight}, {eps} -> [dx, dweight, dbias].
- * They are used for float32 inputs whose last axis is a non-zero multiple of 4 (a SIMD vector).
- */
-export const FusedKernel = {
-  gelu: "StudyGelu",
-  geluGrad: "StudyGeluGrad",
-  layerNorm: "StudyLayerNorm",
-  layerNormGrad: "StudyLayerNormGrad",
-} as const;
+// Kernels a backend may provide for these ops: src/runtime/fused-kernels.ts.
+export { FusedKernel };
 
 tf.registerGradient({
   kernelName: FusedKernel.gelu,

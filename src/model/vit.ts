@@ -10,7 +10,7 @@ import { mlpHidden, numPatches, validateConfig, ViTConfig } from "./config";
 import { LinearModule } from "./module";
 import { attention, mlp, residualBlock } from "./transformer";
 import type { ForwardOptions, ImageModel } from "./types";
-import { Rng } from "../runtime/rng";
+import { Rng } from "../ground/rng";
 
 export type { LinearHook } from "./module";
 export { activation } from "./transformer";

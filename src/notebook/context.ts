@@ -3,8 +3,9 @@
 // inline PNG / markdown when executed headless by `study run`, interactive plotly / HTML live.
 import * as path from "node:path";
 import { initBackend, BackendReport } from "../runtime/backend";
-import { REPO_ROOT, RunEnvironment, runEnvironment } from "../runtime/record";
-import { writeFileAtomic } from "../runs/atomic";
+import { RunEnvironment, runEnvironment } from "../runtime/record";
+import { REPO_ROOT } from "../ground/root";
+import { writeFileAtomic } from "../ground/atomic";
 import { plotPage } from "../plotting/browser";
 import { Figure, RenderOptions, liveHtml, renderFigure } from "../plotting/figure";
 import { TableLike, TableOptions, tableText, toTable } from "../plotting/table";

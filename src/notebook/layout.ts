@@ -1,7 +1,7 @@
 // Where a notebook run writes, and how the runner tells the kernel: presets, the default output
 // notebook, the figures directory, and the environment variables that carry them into the kernel.
 import * as path from "node:path";
-import { REPO_ROOT } from "../runtime/record";
+import { REPO_ROOT } from "../ground/root";
 import type { Preset } from "../studies/presets";
 
 export { isPreset, PRESETS } from "../studies/presets";

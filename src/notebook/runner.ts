@@ -5,15 +5,15 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { REPO_ROOT } from "../runtime/record";
-import { writeFileAtomic } from "../runs/atomic";
+import { REPO_ROOT } from "../ground/root";
+import { writeFileAtomic } from "../ground/atomic";
 import { Notebook, Output, findTagged, readNotebook, serialize, text } from "./ipynb";
 import { ENV, Preset, defaultOutput, figuresDirFor, isPreset } from "./layout";
 import { INJECTED_TAG, Params, injectParameters } from "./params";
 
 export const KERNEL_NAME = "tslab-study";
 
-export interface RunOptions {
+export interface NotebookRunOptions {
   /** The notebook to execute. */
   notebook: string;
   /** Injected as the parameter `preset` (the notebook must declare it). */
@@ -41,7 +41,7 @@ export interface CellFailure {
   detail: string;
 }
 
-export interface RunResult {
+export interface NotebookRunResult {
   ok: boolean;
   /** Why the notebook ended early without an error (`nb.skip`), when it did. */
   skipped?: string;
@@ -122,7 +122,7 @@ function sourceHead(src: string, n = 4): string {
 }
 
 /** Executes one notebook; never throws for a failing cell (see `failure`), throws for bad input. */
-export async function runNotebook(opts: RunOptions): Promise<RunResult> {
+export async function runNotebook(opts: NotebookRunOptions): Promise<NotebookRunResult> {
   const t0 = performance.now();
   const src = path.resolve(opts.notebook);
   const nb = readNotebook(src);
@@ -176,7 +176,7 @@ export async function runNotebook(opts: RunOptions): Promise<RunResult> {
 }
 
 /** A failure as the CLI prints it: file, cell index, source head, error. */
-export function formatFailure(r: RunResult): string {
+export function formatFailure(r: NotebookRunResult): string {
   const f = r.failure;
   if (!f) return "";
   const rel = path.relative(process.cwd(), r.notebook) || r.notebook;

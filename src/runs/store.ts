@@ -9,8 +9,9 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO_ROOT, RunEnvironment, runEnvironment } from "../runtime/record";
-import { removeStaleTemps, writeFileAtomic, writeJsonAtomic } from "./atomic";
+import { RunEnvironment, runEnvironment } from "../runtime/record";
+import { REPO_ROOT } from "../ground/root";
+import { removeStaleTemps, writeFileAtomic, writeJsonAtomic } from "../ground/atomic";
 
 /** JSON with object keys sorted at every level and no whitespace. */
 export function canonicalJson(value: unknown): string {

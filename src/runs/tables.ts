@@ -1,10 +1,9 @@
 // Runs as arquero tables (arquero is ESM-only; Node >= 20.19 loads it through require).
 import type { ColumnTable } from "arquero";
 import { Run, listRuns } from "./store";
+import { arquero } from "../plotting/table";
 
-function aq(): typeof import("arquero") {
-  return require("arquero") as typeof import("arquero");
-}
+const aq = arquero;
 
 /** Flattens nested objects into dotted columns: {optimizer: {lr}} -> "optimizer.lr". */
 export function flatten(obj: Record<string, unknown>, prefix = "", out: Record<string, unknown> = {}): Record<string, unknown> {

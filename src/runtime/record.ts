@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { BackendReport, backendReport } from "./backend";
+import { REPO_ROOT } from "../ground/root";
 
 export interface Versions {
   node: string;
@@ -34,8 +35,7 @@ export interface RunEnvironment {
   backend: BackendReport | null;
 }
 
-/** The repository root (the folder holding package.json), found from this file. */
-export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+export { REPO_ROOT };
 
 function readJson(file: string): Record<string, unknown> | undefined {
   try {

@@ -7,7 +7,7 @@
 // Each fixes a slow path that a ViT training step hits; `study bench --cpu --profile` shows the
 // per-kernel time, STUDY_WASM_STOCK_KERNELS=1 the stock kernels (the "before" of the benchmark).
 import * as tf from "@tensorflow/tfjs";
-import { FusedKernel } from "../model/ops";
+import { FusedKernel } from "./fused-kernels";
 import { isShared, loadSimdKernels, type SimdKernels, type WasmMemory } from "./wasm-simd";
 import { type ParallelKernels, SimdPool } from "./wasm-simd-pool";
 

@@ -20,7 +20,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { writeFileAtomic } from "../runs/atomic";
+import { writeFileAtomic } from "../ground/atomic";
 import { installSimdKernels, installWasmKernels } from "./wasm-kernels";
 import { wasmApi } from "./wasm-simd";
 

@@ -2,8 +2,8 @@
 // its hash is the run's id (src/runs/store.ts). Retention (the forgetting measure) is part of it:
 // bank, queries, ks and the steps at which it is measured, so a rerun finds its numbers cached.
 // `validateConfig` checks it strictly: an unknown key or a misspelled kind is an error naming it.
-import type { PresetName, ViTConfig } from "../model/config";
-import { PRESETS } from "../model/config";
+import type { VitPresetName, ViTConfig } from "../model/config";
+import { VIT_PRESETS } from "../model/config";
 import type { BlockExpansionSpec, FullSpec, HeadSpec, LinearSpec, LoraSpec, SelectiveLoraSpec, StrategySpec, TopKSpec } from "../adapters/spec";
 import type { DatasetSpec } from "../data/datasets";
 import type { TransformSpec } from "../data/transforms";
@@ -14,7 +14,7 @@ import {
   Check, ConfigError, Fields, anyOf, arrayOf, bool, fields, int, nonNegInt, num, oneOf, opt, posInt, positive, req, str, tagged,
 } from "./schema";
 
-/** DINO's weighted k-NN on frozen CLS features (PAPERS.md section 4). */
+/** DINO's weighted k-NN on frozen CLS features (Paper A's protocol, after DINO's eval_knn.py). */
 export interface KnnSpec {
   ks: number[];
   temperature: number;
@@ -47,7 +47,7 @@ export interface ExperimentConfig {
   };
   model: {
     /** A ViT size preset and/or ViT config fields. */
-    preset?: PresetName;
+    preset?: VitPresetName;
     vit?: Partial<ViTConfig>;
     /** Initial weights (safetensors or .pth, any naming src/weights understands). */
     init?: string;
@@ -144,7 +144,7 @@ const experiment: Check = fields<ExperimentConfig>({
     train: req(datasetCheck), test: req(datasetCheck), trainTransform: req(transformCheck), evalTransform: req(transformCheck),
     batchSize: req(posInt), evalBatchSize: opt(posInt),
   })),
-  model: req(fields<ExperimentConfig["model"]>({ preset: opt(oneOf(...Object.keys(PRESETS))), vit: opt(vitPartial), init: opt(str) })),
+  model: req(fields<ExperimentConfig["model"]>({ preset: opt(oneOf(...Object.keys(VIT_PRESETS))), vit: opt(vitPartial), init: opt(str) })),
   strategy: req(strategy),
   train: req(trainCheck),
   eval: req(fields<ExperimentConfig["eval"]>({ knn: opt(knn) })),

@@ -8,7 +8,6 @@
 // `retention.atBest` the best checkpoint's retention is measured too.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type * as tf from "@tensorflow/tfjs";
 import type { ImageModel, TrainableModel } from "../model/types";
 import { createViT, ViT } from "../model/vit";
 import { vitConfig } from "../model/config";
@@ -23,9 +22,9 @@ import { readSafetensors } from "../weights/safetensors";
 import { BackendChoice, initBackend } from "../runtime/backend";
 import { evaluateAccuracy, extractFeatures, featureBatches } from "../evaluation/features";
 import { knnClassify } from "../evaluation/knn";
-import { assignWeights, listCheckpoints, pruneCheckpoints, readCheckpoint, saveCheckpoint } from "../training/checkpoint";
+import { assignWeights, listCheckpoints, readCheckpoint } from "../training/checkpoint";
 import { train } from "../training/trainer";
-import type { ProgressMode } from "../training/progress";
+import type { ProgressMode } from "../ground/progress";
 import { Run, canonicalJson } from "../runs/store";
 import { ExperimentConfig, validateConfig } from "./config";
 import { resolveDataset, resolveInput } from "./inputs";

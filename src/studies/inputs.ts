@@ -5,7 +5,7 @@
 // what it is, where it comes from, where to put it and which variable points to it.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO_ROOT } from "../runtime/record";
+import { REPO_ROOT } from "../ground/root";
 import type { DatasetSpec } from "../data/datasets";
 import { registryFile } from "../data/registry";
 import { dataDir, mirrorDir } from "../data/paths";

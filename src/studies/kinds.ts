@@ -3,7 +3,7 @@
 // its rows carry; sweeps and plans go through here, so they take either kind (or both).
 import { datasetLabel } from "../data/datasets";
 import type { BackendChoice } from "../runtime/backend";
-import type { ProgressMode } from "../training/progress";
+import type { ProgressMode } from "../ground/progress";
 import { ExperimentConfig, validateConfig } from "./config";
 import { ExperimentOutcome, RunProgress, runExperiment } from "./experiment";
 import { RunCost, tryRunCost } from "./plan";

@@ -4,10 +4,8 @@
 // every evaluation pass (target top-1 at each eval step, retention's bank + queries at each
 // retention step), from the datasets' known split sizes.
 import { vitConfig } from "../model/config";
-import { AdapterCost, forwardMacs } from "../model/flops";
-import { trainableParams } from "../model/params";
-import { DEFAULT_TARGETS } from "../adapters/lora";
-import { resolveTargets } from "../adapters/targets";
+import { forwardMacs } from "../model/flops";
+import { adapterCosts, trainableParams } from "../adapters/strategies";
 import type { DatasetSpec } from "../data/datasets";
 import type { ExperimentConfig } from "./config";
 
@@ -49,14 +47,7 @@ export interface RunCost {
 export function runCost(c: ExperimentConfig): RunCost {
   const vit = vitConfig(c.model.preset ?? {}, c.model.vit ?? {});
   const counted = trainableParams(vit, c.strategy);
-  const s = c.strategy;
-  const adapters: AdapterCost[] =
-    s.kind === "lora" || s.kind === "selective-lora"
-      ? resolveTargets(counted.config, s.targets ?? DEFAULT_TARGETS, { blocks: s.blocks }).map((site) => ({
-          name: site.name, linear: site.linear, macsPerRow: s.rank * (site.inFeatures + site.outFeatures),
-        }))
-      : [];
-  const fwd = forwardMacs(counted.config, adapters).macs;
+  const fwd = forwardMacs(counted.config, adapterCosts(counted.config, c.strategy)).macs;
   const { steps, evalEvery } = c.train;
   const trainMacs = 3 * fwd * c.data.batchSize * steps;
   const targetEvals = new Set([steps, ...(evalEvery ? Array.from({ length: Math.floor(steps / evalEvery) + 1 }, (_, i) => i * evalEvery) : [])]).size;

@@ -1,5 +1,5 @@
 // Retention: what the fine-tuned backbone still knows of the source domain, measured as Paper A
-// does (PAPERS.md section 4): DINO's weighted k-NN on the CLS feature after the final norm, with
+// does (Paper A's protocol, after DINO's eval_knn.py): DINO's weighted k-NN on the CLS feature after the final norm, with
 // the source train set as the bank and the source test set as queries. Column names are
 // `retention_knn<k>` (fractions in [0, 1]).
 import type { ImageModel } from "../model/types";

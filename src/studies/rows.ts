@@ -1,8 +1,10 @@
 // Rows of a sweep as plain objects, from an arquero table or an array, and the claims-table shape
 // every study notebook ends with.
 import type { ColumnTable } from "arquero";
-import type { SweepRow } from "./sweep";
 import { toTable } from "../plotting/table";
+
+/** One row per run of a sweep: its tags, the config fields a table needs, and its results. */
+export type SweepRow = Record<string, string | number | null>;
 
 export type Rows = ColumnTable | readonly SweepRow[];
 

@@ -6,13 +6,13 @@
 // same runs with their status and compute, without training anything.
 import type { ColumnTable } from "arquero";
 import type { BackendChoice } from "../runtime/backend";
-import { createProgress, formatDuration } from "../training/progress";
+import { createProgress, formatDuration } from "../ground/progress";
 import { Run, runsRoot } from "../runs/store";
 import { ConfigPatch, ExperimentConfig, mergeConfig } from "./config";
 import type { RunProgress } from "./experiment";
 import { checkInputs } from "./inputs";
 import { NO_COST } from "./plan";
-import { rowsTable } from "./rows";
+import { SweepRow, rowsTable } from "./rows";
 import { StudyConfig, configFields, resultFields, runStudy, studyCost, validateStudyConfig } from "./kinds";
 
 /** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
@@ -34,8 +34,7 @@ export interface SweepOptions {
   label?: string;
 }
 
-/** One row per run: its tags, the config fields a table needs, and its results. */
-export type SweepRow = Record<string, string | number | null>;
+export type { SweepRow };
 
 /**
  * The run configs of a sweep: each variant merged into `base` (tags removed), validated. A

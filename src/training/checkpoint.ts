@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { writeJsonAtomic } from "../runs/atomic";
+import { writeJsonAtomic } from "../ground/atomic";
 import { F32Tensor, readSafetensors, writeSafetensors, asFloat32 } from "../weights/safetensors";
 
 export interface CheckpointState {

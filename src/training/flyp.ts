@@ -9,7 +9,7 @@ import { CLIP, l2Normalize } from "../model/clip";
 import type { SimpleTokenizer, TokenizedBatch, TokenizeOptions } from "../model/tokenizer";
 import type { ForwardOptions } from "../model/types";
 import { fillTemplate } from "../evaluation/zeroshot";
-import type { Rng } from "../runtime/rng";
+import type { Rng } from "../ground/rng";
 
 /**
  * CLIP's symmetric contrastive loss. imageFeatures and textFeatures [B,E] (normalised here;

@@ -3,5 +3,5 @@ export * from "./trainer";
 export * from "./optimizers";
 export * from "./schedule";
 export * from "./checkpoint";
-export * from "./progress";
+export * from "../ground/progress";
 export { crossEntropy } from "./loss";

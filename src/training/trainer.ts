@@ -12,7 +12,7 @@ import { crossEntropy } from "./loss";
 import { CheckpointState, assignWeights, listCheckpoints, pruneCheckpoints, readCheckpoint, saveCheckpoint } from "./checkpoint";
 import { Optimizer, OptimizerConfig, createOptimizer } from "./optimizers";
 import { ScheduleConfig, learningRate } from "./schedule";
-import { ProgressMode, createProgress } from "./progress";
+import { ProgressMode, createProgress } from "../ground/progress";
 import { explainWasmTrap } from "../runtime/wasm";
 
 export interface TrainConfig {

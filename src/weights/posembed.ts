@@ -13,6 +13,7 @@
 // bicubic instead (a = -0.75, source x = scale*(i+0.5)-0.5, edge indices clamped).
 // The arithmetic is in float64 on the host and rounded to float32 once: identical on every backend.
 import { HostTensor } from "./safetensors";
+import { filterWindows, keysCubic } from "../data/resample";
 
 export interface ResizeOptions {
   /** Tokens before the grid that are kept as they are (1 for a CLS token). Default 1. */
@@ -23,36 +24,22 @@ export interface ResizeOptions {
   antialias?: boolean;
 }
 
-/** Pillow/PyTorch-AA cubic (a = -0.5) and the Keys cubic of the plain path (a = -0.75). */
-function cubic(x: number, a: number): number {
-  x = Math.abs(x);
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
-}
-
 /** Weights of one axis: for each output index, the first input index and the tap weights. */
 export function axisWeights(inSize: number, outSize: number, antialias: boolean): { start: number; w: number[] }[] {
   const scale = inSize / outSize;
+  const aa = filterWindows(inSize, 0, inSize, outSize, "bicubic");
   const out: { start: number; w: number[] }[] = [];
   for (let i = 0; i < outSize; i++) {
     if (antialias) {
-      const support = scale >= 1 ? 2 * scale : 2;
-      const invscale = scale >= 1 ? 1 / scale : 1;
-      const center = scale * (i + 0.5);
-      // Math.trunc as C's (int) cast, like the reference.
-      const start = Math.max(Math.trunc(center - support + 0.5), 0);
-      const stop = Math.min(Math.trunc(center + support + 0.5), inSize);
-      const w: number[] = [];
-      for (let j = start; j < stop; j++) w.push(cubic((j - center + 0.5) * invscale, -0.5));
-      const total = w.reduce((s, v) => s + v, 0);
-      out.push({ start, w: total !== 0 ? w.map((v) => v / total) : w });
+      // Pillow's windows and weights (the data layer's resampler computes the same).
+      const at = i * aa.ksize;
+      out.push({ start: aa.start[i], w: Array.from(aa.weights.subarray(at, at + aa.len[i])) });
     } else {
       // Taps at x0-1..x0+2 with indices clamped: accumulate clamped taps into a dense window.
       const real = scale * (i + 0.5) - 0.5;
       const x0 = Math.floor(real);
       const t = real - x0;
-      const taps = [cubic(1 + t, -0.75), cubic(t, -0.75), cubic(1 - t, -0.75), cubic(2 - t, -0.75)];
+      const taps = [keysCubic(1 + t, -0.75), keysCubic(t, -0.75), keysCubic(1 - t, -0.75), keysCubic(2 - t, -0.75)];
       const w = new Array<number>(inSize).fill(0);
       taps.forEach((v, k) => {
         w[Math.min(Math.max(x0 - 1 + k, 0), inSize - 1)] += v;

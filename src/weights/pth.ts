@@ -1,10 +1,12 @@
 // PyTorch `.pth` / `.bin` (torch >= 1.6 zip format) importer that never executes the pickle.
-// A restricted interpreter runs only data-building opcodes; the only globals it resolves are
-// collections.OrderedDict, torch._utils._rebuild_tensor_v2 / _rebuild_parameter and the
-// torch.*Storage types. Any other global is an error naming it. Storages are read from the
-// zip's stored (uncompressed) `<archive>/data/<key>` entries on demand.
+// The project's restricted unpickler (src/data/pickle.ts) runs only data-building opcodes under a
+// torch policy: the only globals it resolves are collections.OrderedDict,
+// torch._utils._rebuild_tensor_v2 / _rebuild_parameter and the torch.*Storage types; any other
+// global is an error naming it. Storages are read from the zip's stored (uncompressed)
+// `<archive>/data/<key>` entries on demand.
 import { promises as fsp } from "node:fs";
 import { decodeTensor, HostTensor, numel, SafeDtype, StateDict, DTYPE_SIZE } from "./safetensors";
+import { PicklePolicy, PyDict, PyExternal, PyGlobal, PyTuple, PyValue, interpretPickle } from "../data/pickle";
 
 const STORAGE_DTYPES: Record<string, SafeDtype> = {
   FloatStorage: "F32", HalfStorage: "F16", BFloat16Storage: "BF16", DoubleStorage: "F64",
@@ -59,145 +61,47 @@ async function readEntry(fh: fsp.FileHandle, e: ZipEntry, file: string): Promise
   return bytes;
 }
 
-// ---- restricted unpickler -------------------------------------------------------------------
+// ---- the torch policy of the project's restricted unpickler (src/data/pickle.ts) -------------
 
-class Global { constructor(readonly module: string, readonly name: string) {} }
-class Tuple { constructor(readonly items: PyVal[]) {} }
-class StorageRef { constructor(readonly dtype: SafeDtype, readonly key: string, readonly numel: number) {} }
-/** A tensor as the pickle describes it: a strided view of a storage. */
-export class TensorRef {
-  constructor(readonly storage: StorageRef, readonly offset: number, readonly shape: number[], readonly stride: number[]) {}
+class StorageRef extends PyExternal {
+  constructor(readonly dtype: SafeDtype, readonly key: string, readonly numel: number) { super(); }
 }
-type PyVal = null | boolean | number | bigint | string | Uint8Array | PyVal[] | Tuple | Map<PyVal, PyVal> | Global | StorageRef | TensorRef;
-const MARK = Symbol("mark");
+/** A tensor as the pickle describes it: a strided view of a storage. */
+export class TensorRef extends PyExternal {
+  constructor(readonly storage: StorageRef, readonly offset: number, readonly shape: number[], readonly stride: number[]) { super(); }
+}
 
-const ALLOWED = new Set(["collections OrderedDict", "torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_parameter", ...Object.keys(STORAGE_DTYPES).map((s) => `torch ${s}`)]);
+const int = (v: PyValue, what: string, fail: (m: string) => never): number => (typeof v === "number" ? v : typeof v === "bigint" ? Number(v) : fail(`${what} is not an integer`));
+const dims = (v: PyValue, what: string, fail: (m: string) => never): number[] => (v instanceof PyTuple ? v.items.map((x) => int(x, what, fail)) : fail(`${what} is not a tuple`));
+const text = (v: PyValue): string => (v instanceof Uint8Array ? Buffer.from(v).toString("latin1") : String(v));
 
-/** Interprets a pickle into plain values; never imports or calls anything outside ALLOWED. */
-export function unpickle(data: Uint8Array, file = "data.pkl"): PyVal {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const stack: (PyVal | typeof MARK)[] = [];
-  const memo = new Map<number, PyVal>();
-  let p = 0;
-  const fail = (msg: string): never => {
-    throw new Error(`${file}: ${msg} (pickle byte ${p})`);
-  };
-  const need = (n: number) => (p + n <= buf.length ? undefined : fail("truncated pickle"));
-  const u8 = () => (need(1), buf[p++]);
-  const u16 = () => (need(2), (p += 2), buf.readUInt16LE(p - 2));
-  const u32 = () => (need(4), (p += 4), buf.readUInt32LE(p - 4));
-  const i32 = () => (need(4), (p += 4), buf.readInt32LE(p - 4));
-  const bytes = (n: number) => (need(n), (p += n), new Uint8Array(buf.subarray(p - n, p)));
-  const str = (n: number) => (need(n), (p += n), buf.toString("utf8", p - n, p));
-  const line = () => {
-    const e = buf.indexOf(10, p);
-    if (e < 0) fail("unterminated GLOBAL");
-    const s = buf.toString("latin1", p, e);
-    p = e + 1;
-    return s;
-  };
-  const pop = (): PyVal => {
-    const v = stack.pop();
-    if (v === undefined || v === MARK) return fail("stack underflow");
-    return v;
-  };
-  const popMark = (): PyVal[] => {
-    const i = stack.lastIndexOf(MARK);
-    if (i < 0) fail("no MARK on the stack");
-    const items = stack.splice(i) as PyVal[];
-    items.shift();
-    return items;
-  };
-  const top = (): PyVal => {
-    const v = stack[stack.length - 1];
-    if (v === undefined || v === MARK) return fail("stack underflow");
-    return v;
-  };
-  const global = (module: string, name: string): Global => {
-    if (!ALLOWED.has(`${module} ${name}`)) fail(`refusing global '${module}.${name}': only tensors and OrderedDicts are read (the file may hold other objects; save a state_dict instead)`);
-    return new Global(module, name);
-  };
-  const num = (v: PyVal, what: string): number => (typeof v === "number" ? v : typeof v === "bigint" ? Number(v) : fail(`${what} is not an integer`));
-  const call = (fn: PyVal, args: PyVal): PyVal => {
-    if (!(fn instanceof Global) || !(args instanceof Tuple)) return fail("REDUCE on something that is not an allowed global");
-    const a = args.items;
-    switch (`${fn.module}.${fn.name}`) {
-      case "collections.OrderedDict":
-        return new Map();
-      case "torch._utils._rebuild_tensor_v2": {
-        const [storage, offset, size, stride] = a;
-        if (!(storage instanceof StorageRef)) return fail("_rebuild_tensor_v2 without a storage");
-        const dims = (v: PyVal, what: string) => (v instanceof Tuple ? v.items.map((x) => num(x, what)) : fail(`${what} is not a tuple`));
-        return new TensorRef(storage, num(offset, "storage offset"), dims(size, "size"), dims(stride, "stride"));
-      }
-      case "torch._utils._rebuild_parameter":
-        return a[0];
-      default:
-        return fail(`global '${fn.module}.${fn.name}' cannot be called`);
-    }
-  };
-  for (;;) {
-    const op = u8();
-    switch (op) {
-      case 0x80: u8(); break; // PROTO
-      case 0x95: bytes(8); break; // FRAME
-      case 0x63: { const m = line(); stack.push(global(m, line())); break; } // GLOBAL
-      case 0x93: { const n = pop(); const m = pop(); stack.push(global(String(m), String(n))); break; } // STACK_GLOBAL
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x68: case 0x6a: { const k = op === 0x68 ? u8() : u32(); if (!memo.has(k)) fail(`memo ${k} undefined`); stack.push(memo.get(k)!); break; } // BINGET, LONG_BINGET
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(new Tuple([])); break; // EMPTY_TUPLE
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x74: stack.push(new Tuple(popMark())); break; // TUPLE
-      case 0x85: stack.push(new Tuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); stack.push(new Tuple([pop(), b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); stack.push(new Tuple([pop(), b, c])); break; } // TUPLE3
-      case 0x58: stack.push(str(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-      case 0x55: stack.push(bytes(u8()).reduce((s, c) => s + String.fromCharCode(c), "")); break; // SHORT_BINSTRING
-      case 0x54: stack.push(bytes(i32()).reduce((s, c) => s + String.fromCharCode(c), "")); break; // BINSTRING
-      case 0x43: stack.push(bytes(u8())); break; // SHORT_BINBYTES
-      case 0x42: stack.push(bytes(u32())); break; // BINBYTES
-      case 0x4a: stack.push(i32()); break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x8a: { // LONG1: little-endian two's complement
-        const b = bytes(u8());
-        let v = 0n;
-        for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-        if (b.length && b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
-        stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
-        break;
-      }
-      case 0x47: need(8); stack.push(buf.readDoubleBE(p)); p += 8; break; // BINFLOAT
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x51: { // BINPERSID: ('storage', StorageType, key, location, numel)
-        const pid = pop();
-        if (!(pid instanceof Tuple) || pid.items[0] !== "storage" || !(pid.items[1] instanceof Global)) return fail("unsupported persistent id");
-        const dtype = STORAGE_DTYPES[pid.items[1].name];
-        if (!dtype) fail(`unsupported storage type '${pid.items[1].module}.${pid.items[1].name}'`);
-        stack.push(new StorageRef(dtype, String(pid.items[2]), num(pid.items[4], "storage size")));
-        break;
-      }
-      case 0x52: { const args = pop(); stack.push(call(pop(), args)); break; } // REDUCE
-      case 0x73: { const v = pop(); const k = pop(); const d = top(); if (!(d instanceof Map)) fail("SETITEM on a non-dict"); (d as Map<PyVal, PyVal>).set(k, v); break; }
-      case 0x75: { const items = popMark(); const d = top(); if (!(d instanceof Map)) fail("SETITEMS on a non-dict"); for (let i = 0; i + 1 < items.length; i += 2) (d as Map<PyVal, PyVal>).set(items[i], items[i + 1]); break; }
-      case 0x61: { const v = pop(); const l = top(); if (!Array.isArray(l)) fail("APPEND on a non-list"); (l as PyVal[]).push(v); break; }
-      case 0x65: { const items = popMark(); const l = top(); if (!Array.isArray(l)) fail("APPENDS on a non-list"); (l as PyVal[]).push(...items); break; }
-      case 0x62: { pop(); if (!(top() instanceof Map)) fail("BUILD on something other than a dict"); break; } // BUILD: a state_dict's _metadata; dropped
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x2e: return pop(); // STOP
-      default:
-        return fail(`unsupported pickle opcode 0x${op.toString(16)}`);
-    }
-  }
+const TORCH: PicklePolicy = {
+  globals: {
+    "collections.OrderedDict": () => new PyDict(),
+    "torch._utils._rebuild_tensor_v2": ([storage, offset, size, stride], fail) => {
+      if (!(storage instanceof StorageRef)) return fail("_rebuild_tensor_v2 without a storage");
+      return new TensorRef(storage, int(offset, "storage offset", fail), dims(size, "size", fail), dims(stride, "stride", fail));
+    },
+    "torch._utils._rebuild_parameter": ([t]) => t,
+    // Storage types only name a dtype inside persistent ids; calling one is refused.
+    ...Object.fromEntries(Object.keys(STORAGE_DTYPES).map((s) => [`torch.${s}`, (_: PyValue[], fail: (m: string) => never) => fail(`global 'torch.${s}' cannot be called`)])),
+  },
+  // BUILD on a state_dict sets its _metadata: dropped.
+  build: (obj, _state, fail) => { if (!(obj instanceof PyDict)) fail("BUILD on something other than a dict"); },
+  // ('storage', StorageType, key, location, numel)
+  persistentLoad: (pid, fail) => {
+    if (!(pid instanceof PyTuple) || text(pid.items[0]) !== "storage" || !(pid.items[1] instanceof PyGlobal)) return fail("unsupported persistent id");
+    const type = pid.items[1] as PyGlobal;
+    const dtype = STORAGE_DTYPES[type.name];
+    if (!dtype) return fail(`unsupported storage type '${type.module}.${type.name}'`);
+    return new StorageRef(dtype, text(pid.items[2]), int(pid.items[4], "storage size", fail));
+  },
+  refusal: "only tensors and OrderedDicts are read (the file may hold other objects; save a state_dict instead)",
+};
+
+/** Interprets a checkpoint's data.pkl into plain values; never imports or calls anything else. */
+export function unpickle(data: Uint8Array, file = "data.pkl"): PyValue {
+  return interpretPickle(data, TORCH, file);
 }
 
 /** Gathers a strided view of a decoded storage into a C-order tensor. */
@@ -220,7 +124,7 @@ function materialise(t: TensorRef, storage: HostTensor, name: string, file: stri
   return { dtype: storage.dtype, shape: [...t.shape], data: out, source: storage.source } as HostTensor;
 }
 
-const isTensorDict = (v: PyVal): v is Map<PyVal, PyVal> => v instanceof Map && v.size > 0 && [...v.values()].every((x) => x instanceof TensorRef);
+const isTensorDict = (v: PyValue | undefined): v is PyDict => v instanceof PyDict && v.map.size > 0 && [...v.map.values()].every((x) => x instanceof TensorRef);
 
 /**
  * Reads a torch zip checkpoint into host tensors. The state dict is the top-level dict when it
@@ -237,28 +141,28 @@ export async function readPth(file: string, opts: { key?: string } = {}): Promis
     if (!pkl) throw new Error(`${file}: no <archive>/data.pkl in the zip (a legacy non-zip checkpoint? re-save it with torch >= 1.6)`);
     const prefix = pkl.slice(0, -"data.pkl".length);
     const root = unpickle(await readEntry(fh, index.get(pkl)!, file), `${file}:${pkl}`);
-    let dict: Map<PyVal, PyVal> | undefined;
+    let dict: PyDict | undefined;
     if (opts.key !== undefined) {
-      const sub = root instanceof Map ? root.get(opts.key) : undefined;
-      if (!isTensorDict(sub ?? null)) throw new Error(`${file}: '${opts.key}' is not a dict of tensors`);
-      dict = sub as Map<PyVal, PyVal>;
+      const sub = root instanceof PyDict ? root.map.get(opts.key) : undefined;
+      if (!isTensorDict(sub)) throw new Error(`${file}: '${opts.key}' is not a dict of tensors`);
+      dict = sub;
     } else if (isTensorDict(root)) dict = root;
-    else if (root instanceof Map) {
+    else if (root instanceof PyDict) {
       for (const k of ["state_dict", "model", "teacher", "module"]) {
-        const sub = root.get(k);
-        if (sub !== undefined && isTensorDict(sub)) {
+        const sub = root.map.get(k);
+        if (isTensorDict(sub)) {
           dict = sub;
           break;
         }
       }
     }
     if (!dict) {
-      const keys = root instanceof Map ? [...root.keys()].map(String).join(", ") : typeof root;
+      const keys = root instanceof PyDict ? [...root.map.keys()].map(String).join(", ") : typeof root;
       throw new Error(`${file}: no state dict of tensors found (top level: ${keys}); pass key`);
     }
     const storages = new Map<string, HostTensor>();
     const out: StateDict = new Map();
-    for (const [k, v] of dict) {
+    for (const [k, v] of dict.map) {
       const t = v as TensorRef;
       const name = String(k);
       let s = storages.get(t.storage.key);

@@ -8,7 +8,7 @@ import { forEachBackend } from "../support/backends";
 import { vitConfig, ViTConfig } from "../../src/model/config";
 import { ViT } from "../../src/model/vit";
 import { forwardMacs, modelForwardMacs, tokens } from "../../src/model/flops";
-import { trainableParams } from "../../src/model/params";
+import { trainableParams } from "../../src/adapters/strategies";
 import { addLora } from "../../src/adapters/lora";
 import { addSelectiveLora, straightThroughGate } from "../../src/adapters/selective";
 import { expandBlocks, expansionPlan, splitForBlocks } from "../../src/adapters/expansion";

@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
 import { vitConfig, ViTConfig } from "../../src/model/config";
 import { ViT } from "../../src/model/vit";
-import { trainableParams } from "../../src/model/params";
+import { trainableParams } from "../../src/adapters/strategies";
 import { forwardMacs, modelForwardMacs } from "../../src/model/flops";
 import { applyStrategy, countTrainable, StrategyResult, StrategySpec } from "../../src/adapters/strategies";
 import { SelectiveLoraAdapter } from "../../src/adapters/selective";

@@ -4,7 +4,7 @@ import { resizeBox } from "../../src/data/resample";
 import {
   applyTransform, cifarTrain, imagenetEval, paperEval, paperTrain, randomResizedCropBox, sampleParams,
 } from "../../src/data/transforms";
-import { Rng } from "../../src/runtime/rng";
+import { Rng } from "../../src/ground/rng";
 import { fixture } from "../support/fixtures";
 
 interface Golden { src: [number, number]; cases: { filter: "bilinear" | "bicubic"; out: [number, number]; box: [number, number, number, number] | null; data: number[] }[] }

@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
 import { KnnAccumulator, knnClassify } from "../../src/evaluation/knn";
-import { Rng } from "../../src/runtime/rng";
+import { Rng } from "../../src/ground/rng";
 
 /** DINO's k-NN written out directly: full similarity matrix, sort, vote. */
 function bruteForce(bank: Float32Array, bankLabels: Int32Array, q: Float32Array, dim: number, C: number, ks: number[], T: number): Record<number, Int32Array> {

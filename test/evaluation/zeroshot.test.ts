@@ -9,7 +9,7 @@ import type { CLIP } from "../../src/model/clip";
 import { loadTokenizer } from "../../src/model/tokenizer";
 import { DEFAULT_TEMPLATE, IMAGENET_CLASSNAMES, IMAGENET_TEMPLATES } from "../../src/evaluation/imagenet-prompts";
 import { clipEval, fillTemplate, zeroShotAccuracy, zeroShotClassifier, zeroShotEvaluate, ZeroShotModel } from "../../src/evaluation/zeroshot";
-import { Rng } from "../../src/runtime/rng";
+import { Rng } from "../../src/ground/rng";
 
 const SKIP = CLIP_SKIP;
 const CLASSES = ["dog", "cat", "truck", "frog"];

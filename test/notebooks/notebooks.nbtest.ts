@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { Cell, Notebook, readNotebook, serialize, text } from "../../src/notebook/ipynb";
 import { runNotebook } from "../../src/notebook/runner";
 import { studyNotebooks } from "../../src/cli/commands/reproduce";
-import { REPO_ROOT, gitState } from "../../src/runtime/record";
+import { gitState } from "../../src/runtime/record";
+import { REPO_ROOT } from "../../src/ground/root";
 
 let tmp = "";
 before(() => {
@@ -40,7 +41,7 @@ function study(...args: string[]) {
 test("the kernel starts at the repository root, imports ./src, and takes injected parameters", async () => {
   const file = scratch("params.ipynb", [
     ['const steps = 10;\nconst label = "default";\nlet ranks = [4];', ["parameters"]],
-    ['import { REPO_ROOT } from "./src/runtime/record";\nconsole.log(JSON.stringify({ cwd: process.cwd(), root: REPO_ROOT, steps: steps, label: label, ranks: ranks }));'],
+    ['import { REPO_ROOT } from "./src/ground/root";\nconsole.log(JSON.stringify({ cwd: process.cwd(), root: REPO_ROOT, steps: steps, label: label, ranks: ranks }));'],
   ]);
   const out = path.join(tmp, "params-out", "params.ipynb");
   const r = await runNotebook({ notebook: file, params: { steps: 3, label: "from --set", ranks: [8, 16] }, out });

@@ -4,7 +4,7 @@ import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import { REPO_ROOT } from "../../src/runtime/record";
+import { REPO_ROOT } from "../../src/ground/root";
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

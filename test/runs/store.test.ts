@@ -59,7 +59,7 @@ test("a write killed mid-way leaves the previous results intact", async () => {
   const before = fs.readFileSync(target, "utf8");
   // The child streams a large new results.json slowly through the atomic writer and is killed
   // (SIGKILL: no cleanup) after it has written part of it.
-  const atomic = path.resolve(__dirname, "../../src/runs/atomic.ts");
+  const atomic = path.resolve(__dirname, "../../src/ground/atomic.ts");
   const code = `
     const { writeChunksAtomic } = require(${JSON.stringify(atomic)});
     async function* chunks() {

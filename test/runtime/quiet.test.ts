@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { findVulkanLoader } from "../../src/runtime/backend";
-import { REPO_ROOT } from "../../src/runtime/record";
+import { REPO_ROOT } from "../../src/ground/root";
 import { tempDir } from "../support/fixtures";
 
 const BACKEND = JSON.stringify(path.join(REPO_ROOT, "src", "runtime", "backend"));

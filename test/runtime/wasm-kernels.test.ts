@@ -5,7 +5,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { FusedKernel } from "../../src/model/ops";
+import { FusedKernel } from "../../src/runtime/fused-kernels";
 import { wasmSetup } from "../../src/runtime/wasm";
 
 /** erf in float64: Maclaurin series below 3, Laplace continued fraction above. */

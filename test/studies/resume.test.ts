@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { tempDir } from "../support/fixtures";
-import { REPO_ROOT } from "../../src/runtime/record";
+import { REPO_ROOT } from "../../src/ground/root";
 import { SIBLING_MIRROR } from "../../src/data/paths";
 import { listCheckpoints } from "../../src/training/checkpoint";
 import { Run } from "../../src/runs/store";

@@ -2,7 +2,7 @@
 // -> dense(classes) = logits. Variable names follow the PyTorch state-dict style.
 import * as tf from "@tensorflow/tfjs";
 import type { ForwardOptions, ImageModel } from "../../src/model/types";
-import { Rng } from "../../src/runtime/rng";
+import { Rng } from "../../src/ground/rng";
 
 let uid = 0;
 

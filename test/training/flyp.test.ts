@@ -5,7 +5,7 @@ import { forEachBackend } from "../support/backends";
 import { CLIP_SKIP, loadTiny, MERGES, tinyJson } from "../support/clip-fixture";
 import { loadTokenizer } from "../../src/model/tokenizer";
 import { initBackend } from "../../src/runtime/backend";
-import { Rng } from "../../src/runtime/rng";
+import { Rng } from "../../src/ground/rng";
 import { clampLogitScale, clipContrastiveLoss, flypLoss, flypPromptIds, flypPrompts } from "../../src/training/flyp";
 
 /** CLIP's symmetric contrastive loss in float64, written out from its definition. */
@@ -17,7 +17,6 @@ function referenceLoss(img: number[][], txt: number[][], logitScale: number): nu
   const I = img.map(unit);
   const T = txt.map(unit);
   const s = Math.exp(logitScale);
-  const B = I.length;
   const L = I.map((a) => T.map((b) => s * a.reduce((acc, x, k) => acc + x * b[k], 0))); // L[i][j]
   /** Mean over rows of -log softmax(row)[target = row index]. */
   const ce = (rows: number[][]) =>

@@ -6,10 +6,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { BenchCase, BenchJob, BenchRow } from "../../../bench/cpu";
 import { Command, numOpt, opt, parseArgs } from "../command";
-import { PresetName } from "../../model/config";
-import { REPO_ROOT } from "../../runtime/record";
+import { VitPresetName } from "../../model/config";
+import { REPO_ROOT } from "../../ground/root";
 import { coreCount } from "../../runtime/wasm";
-import { writeFileAtomic } from "../../runs/atomic";
+import { writeFileAtomic } from "../../ground/atomic";
 
 const ALL_STRATEGIES = ["full", "top-3", "linear", "lora-8", "selective-lora-8", "block-expansion-1"];
 const TORCH_PYTHON = process.env.STUDY_TORCH_PYTHON ?? "/usr/bin/python3";
@@ -61,7 +61,7 @@ function plan(args: ReturnType<typeof parseArgs>): { cases: BenchCase[]; notes: 
   const warmup = numOpt(args, "warmup", 1) as number;
   const steps = numOpt(args, "steps", 2) as number;
   const smallBatch = numOpt(args, "small-batch", 8) as number;
-  const models = (list(opt(args, "models")) ?? (quick ? ["vit-cifar-micro"] : ["vit-cifar-micro", "vit-cifar-tiny", "vit-tiny-16", "vit-small-16"])) as PresetName[];
+  const models = (list(opt(args, "models")) ?? (quick ? ["vit-cifar-micro"] : ["vit-cifar-micro", "vit-cifar-tiny", "vit-tiny-16", "vit-small-16"])) as VitPresetName[];
   const wanted = list(opt(args, "strategies"));
   const notes: string[] = [];
   const cases: BenchCase[] = [];

@@ -2,6 +2,8 @@
 // run's own data or on other datasets, through the same evaluateModel the notebooks call.
 import * as fs from "node:fs";
 import * as path from "node:path";
+// The heavy modules (tfjs, the studies) load lazily inside run(), so that `study --help` and
+// argument errors answer at once.
 import type { Command } from "../command";
 import { numOpt, opt, parseArgs } from "../command";
 import type { BackendChoice } from "../../runtime/backend";

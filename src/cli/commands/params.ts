@@ -1,11 +1,10 @@
 // `study params`: trainable parameter count of a strategy, computed from shapes alone (ViT-B/16
 // is never allocated). The last line is `trainable: N`.
 import { Command, numOpt, opt, parseArgs } from "../command";
-import { isPreset, vitConfig, ViTConfig } from "../../model/config";
-import { AdapterCost, forwardMacs } from "../../model/flops";
-import { trainableParams } from "../../model/params";
+import { isVitPreset, vitConfig, ViTConfig } from "../../model/config";
+import { forwardMacs } from "../../model/flops";
+import { adapterCosts, trainableParams } from "../../adapters/strategies";
 import { STRATEGY_KINDS, StrategyKind, StrategySpec } from "../../adapters/spec";
-import { resolveTargets } from "../../adapters/targets";
 
 const ALIASES: Record<string, StrategyKind> = {
   all: "full",
@@ -38,7 +37,7 @@ const fmt = (n: number) => n.toLocaleString("en-US");
 export function specFromArgs(argv: string[]): { config: ViTConfig; spec: StrategySpec; flops: boolean } {
   const args = parseArgs(argv, ["flops", "final-norm"]);
   const model = opt(args, "model", "vit-base-16") as string;
-  if (!isPreset(model)) throw new Error(`unknown --model '${model}'`);
+  if (!isVitPreset(model)) throw new Error(`unknown --model '${model}'`);
   const classes = numOpt(args, "classes", 100) as number;
   const config = vitConfig(model, { numClasses: classes });
   const name = opt(args, "strategy");
@@ -79,10 +78,7 @@ export const command: Command = {
     for (const [part, n] of count.parts) console.log(`  ${part.padEnd(40)} ${fmt(n).padStart(14)}`);
     if (flops) {
       const base = forwardMacs(count.config);
-      let costs: AdapterCost[] = [];
-      if (spec.kind === "lora" || spec.kind === "selective-lora") {
-        costs = resolveTargets(count.config, spec.targets ?? ["query", "value"]).map((s) => ({ name: s.name, linear: s.linear, macsPerRow: spec.rank * (s.inFeatures + s.outFeatures) }));
-      }
+      const costs = adapterCosts(count.config, spec);
       const training = forwardMacs(count.config, costs);
       console.log(`forward MACs (1 image): ${fmt(training.macs)} (${(training.flops / 1e9).toFixed(3)} GFLOPs)`);
       if (costs.length) {

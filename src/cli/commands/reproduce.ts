@@ -5,7 +5,7 @@ import type { Command } from "../command";
 import { opt, parseArgs } from "../command";
 import { isPreset, Preset, PRESETS } from "../../notebook/layout";
 import { formatFailure, runNotebook } from "../../notebook/runner";
-import { REPO_ROOT } from "../../runtime/record";
+import { REPO_ROOT } from "../../ground/root";
 
 /** The study notebooks, `NN-name.ipynb`, in numeric order. */
 export function studyNotebooks(dir = path.join(REPO_ROOT, "notebooks")): string[] {

@@ -5,7 +5,8 @@
 // tower and classes x templates prompts through the text tower.
 import { clipConfig, clipParameterShapes } from "../../model/clip";
 import type { TextConfig } from "../../model/clip-text";
-import { AdapterCost, forwardMacs } from "../../model/flops";
+import { forwardMacs } from "../../model/flops";
+import { adapterCosts } from "../../adapters/strategies";
 import { loraSiteParams, resolveTargets } from "../../adapters/targets";
 import { DEFAULT_TARGETS } from "../../adapters/lora";
 import { RunCost, splitSize } from "../plan";
@@ -23,11 +24,7 @@ const templateCount = (t: Templates) => (t === "imagenet" ? 80 : t === "default"
 export function clipRunCost(c: ClipExperimentConfig): RunCost {
   const cfg = clipConfig(c.model.arch);
   const s = c.strategy;
-  const adapters: AdapterCost[] =
-    s.kind === "lora" || s.kind === "selective-lora"
-      ? resolveTargets(cfg.vision, s.targets ?? DEFAULT_TARGETS, { blocks: s.blocks }).map((site) => ({ name: site.name, linear: site.linear, macsPerRow: s.rank * (site.inFeatures + site.outFeatures) }))
-      : [];
-  const img = forwardMacs(cfg.vision, adapters).macs;
+  const img = forwardMacs(cfg.vision, s.kind === "lora" || s.kind === "selective-lora" ? adapterCosts(cfg.vision, s) : []).macs;
   const txt = textMacs(cfg.text);
   const { steps, evalEvery } = c.train;
   const trainMacs = 3 * (img + txt) * c.data.batchSize * steps;

@@ -1,4 +1,4 @@
-// Paper A's published numbers (arXiv 2404.17245; PAPERS.md section 5), beside which the notebooks
+// Paper A's published numbers (arXiv 2404.17245: Table 1, the scatter figure, the introduction), beside which the notebooks
 // put ours. Percentages. Only these and the claims' wording are typed in; everything of ours is
 // computed from runs.
 

@@ -1,4 +1,4 @@
-// Paper A's recipe (PAPERS.md section 3, the official code rezaakb/peft-vit), per preset, and
+// Paper A's recipe (arXiv 2404.17245 and its official code, rezaakb/peft-vit), per preset, and
 // its methods (Table 1's ten rows) as sweep variants.
 //
 //   paper   the exact recipe: DINO ViT-B/16 from the user's file, CIFAR-100 at 224 px

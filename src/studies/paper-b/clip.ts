@@ -2,7 +2,7 @@
 // FLYP, LoRA and selective LoRA, fine-tuned on ImageNet-1k; in-distribution accuracy, accuracy on
 // ImageNet's OOD sets, and zero-shot retention on other classification sets.
 //
-//   paper   the FLYP recipe (PAPERS.md section 6): OpenAI CLIP ViT-B/16 from the user's file,
+//   paper   the FLYP recipe (Paper B, arXiv 2501.15377, after FLYP: Goyal et al. 2022): OpenAI CLIP ViT-B/16 from the user's file,
 //           AdamW lr 1e-5, weight decay 0.1, batch 512, 10 epochs, cosine with 500 warm-up steps,
 //           contrastive loss against class-name prompts (the reference's 80 templates), rank 128.
 //   laptop  the same model and recipe on a small ImageNet subset for 100 steps (CPU hours).

@@ -1,4 +1,4 @@
-// Paper B (arXiv 2501.15377; PAPERS.md section 6), its DINO-ViT path: selective LoRA on the Paper A
+// Paper B (arXiv 2501.15377, after TAPS: Wallingford et al., CVPR 2022), its DINO-ViT path: selective LoRA on the Paper A
 // recipe and retention measure (the paper does not publish its DINO details: CHOICE). Every LoRA
 // block (one A,B pair on one frozen linear layer) has a score s; the forward pass uses the hard
 // gate 1[s >= tau], the loss adds lambda * mean |s| after a warm-up, and the inference form merges

@@ -1,10 +1,10 @@
 // Streams a synthetic bank through the k-NN accumulator and reports speed and the peak memory the
 // backend holds, to show that memory does not grow with the bank.
-//   node --import tsx src/evaluation/knn-bench.ts [bankRows=200000] [queries=2000] [dim=768]
+//   node --import tsx bench/knn.ts [bankRows=200000] [queries=2000] [dim=768]
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../runtime/backend";
-import { Rng } from "../runtime/rng";
-import { KnnAccumulator } from "./knn";
+import { initBackend } from "../src/runtime/backend";
+import { Rng } from "../src/ground/rng";
+import { KnnAccumulator } from "../src/evaluation/knn";
 
 export async function knnBench(bankRows: number, queries: number, dim: number, feed = 4096): Promise<{ seconds: number; peakMiB: number; perRowMiB: number; rowsPerSec: number }> {
   const rng = new Rng("knn-bench");

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { createProgress, inNotebook, progressMode } from "../../src/training/progress";
+import { createProgress, inNotebook, progressMode } from "../../src/ground/progress";
 
 function captureStderr(fn: () => void): string {
   const orig = process.stderr.write.bind(process.stderr);

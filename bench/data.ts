@@ -1,16 +1,16 @@
 // Measures the data path: decode into the cache, cache load, and batch production (in-process vs
 // worker threads) for the CIFAR-native and the papers' 224 px transforms.
-//   node --import tsx src/data/throughput.ts [path/to/imagefolder.tar.gz] [split]
+//   node --import tsx bench/data.ts [path/to/imagefolder.tar.gz] [split]
 // (defaults: cifar10-jpeg.tar.gz from the data mirror, split "test").
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { openCache } from "./cache";
-import { ensureFile } from "./download";
-import { loadImageFolder } from "./imagefolder";
-import { DataLoader } from "./pipeline";
-import { TransformSpec, cifarTrain, paperTrain } from "./transforms";
-import type { ImageSet } from "./dataset";
+import { openCache } from "../src/data/cache";
+import { ensureFile } from "../src/data/download";
+import { loadImageFolder } from "../src/data/imagefolder";
+import { DataLoader } from "../src/data/pipeline";
+import { TransformSpec, cifarTrain, paperTrain } from "../src/data/transforms";
+import type { ImageSet } from "../src/data/dataset";
 
 export interface ThroughputReport {
   decodeImgPerSec: number;

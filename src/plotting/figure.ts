@@ -129,10 +129,27 @@ export function standaloneHtml(fig: Figure, title: string, opts: RenderOptions =
  * the classic Notebook); later ones wait for it. Until plotly draws, and wherever scripts do not
  * run (untrusted notebooks), the static PNG shows.
  */
+/** Where the notebook server serves plotly's bundle from (relative to the repository root). */
+const PLOTLY_PATH = "node_modules/plotly.js-dist-min/plotly.min.js";
+
 export function liveHtml(fig: Figure, id: string, inlinePng: Uint8Array, withBundle: boolean, opts: RenderOptions = {}): string {
   const { data, layout, width, height } = mergeLayout(fig, opts);
   const img = `<img alt="${escapeHtml(id)}" width="${width}" height="${height}" src="data:image/png;base64,${Buffer.from(inlinePng).toString("base64")}">`;
-  const load = withBundle ? `if (!window.Plotly) { var d = window.define; window.define = undefined; try {\n${plotlyBundle()}\n} finally { window.define = d; } }` : "";
+  // The first figure of a kernel carries the bundle. Later ones, shown after a page reload (the page
+  // has no Plotly, the kernel sends no bundle again), fetch it from the notebook server, which serves
+  // the repository under <base>files/ (npm run notebook roots it at the checkout).
+  const load = withBundle
+    ? `if (!window.Plotly) { var d = window.define; window.define = undefined; try {\n${plotlyBundle()}\n} finally { window.define = d; } }`
+    : `if (!window.Plotly && !window.__studyPlotlyLoading) {
+  window.__studyPlotlyLoading = true;
+  var cfg = document.getElementById("jupyter-config-data");
+  var base = document.body.getAttribute("data-base-url") || (cfg ? JSON.parse(cfg.textContent || "{}").baseUrl : "") || "/";
+  var s = document.createElement("script"), d = window.define;
+  window.define = undefined;
+  s.src = base.replace(/\/?$/, "/") + "files/${PLOTLY_PATH}";
+  s.onload = s.onerror = function () { window.define = d; };
+  document.head.appendChild(s);
+}`;
   const draw = `(function () {
   var el = document.getElementById(${JSON.stringify(id)}), tries = 0;
   (function go() {

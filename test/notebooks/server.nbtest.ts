@@ -73,6 +73,10 @@ test("npm run notebook listens on 127.0.0.1 only and refuses requests without th
     assert.equal(wrong.status, 403, "wrong token: refused");
     const ok = await fetch(url, { headers: { Authorization: `token ${token}` } });
     assert.equal(ok.status, 200);
+    // Live figures shown after a page reload fetch plotly from the server (src/plotting/figure.ts).
+    const plotly = await fetch(`http://127.0.0.1:${port}/files/node_modules/plotly.js-dist-min/plotly.min.js`, { headers: { Authorization: `token ${token}` } });
+    assert.equal(plotly.status, 200, "the notebook server serves the plotly bundle under files/");
+    assert.ok((await plotly.text()).includes("plotly.js v4."), "it is plotly");
     const specs = (await ok.json()) as { kernelspecs: Record<string, { resource_dir?: string; spec: { argv: string[] } }> };
     assert.ok("tslab-study" in specs.kernelspecs, "the project kernel is offered");
     // The token is on no command line (`ps` shows those to every user): not the server's, not any other.

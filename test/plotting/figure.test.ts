@@ -64,6 +64,7 @@ test("live HTML carries the bundle only when asked, with define hidden, and a PN
   const later = liveHtml(fig, "fig-b", png, false);
   assert.ok(first.includes("plotly.js v4.1.2") && first.includes("window.define = undefined"));
   assert.ok(!later.includes("plotly.js v4.1.2"));
+  assert.ok(later.includes('"files/node_modules/plotly.js-dist-min/plotly.min.js"'), "later figures load the bundle from the server when the page has none (a reload)");
   assert.ok(later.includes('id="fig-b"') && later.includes("data:image/png;base64,iVBORw0KGgo"));
 });
 

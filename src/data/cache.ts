@@ -3,6 +3,7 @@
 // written last, atomically, so its presence means the data file is complete. Loading maps the
 // file into shared memory, or reads records on demand when asked to (bounded memory).
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { writeJsonAtomic } from "../ground/atomic";
 import { createProgress } from "../ground/progress";
@@ -107,10 +108,67 @@ export class Inflight {
   }
 }
 
-/** Builds a cache (decode once), then opens it. */
+/**
+ * Builds a cache (decode once), then opens it. One process at a time builds a given cache (several
+ * queue workers may share a data dir): the others wait for it and open what it built, since two
+ * builders of one `.partial` file would truncate each other's records.
+ */
 export async function buildCache(b: CacheBuild, opts: CacheOptions = {}): Promise<ImageSet> {
   const dir = opts.dir ?? imageCacheDir();
   fs.mkdirSync(dir, { recursive: true });
+  const f = files(b.key, dir);
+  const release = await buildLock(`${f.data}.lock`, () => fs.existsSync(f.index));
+  try {
+    return openCache(b.key, opts) ?? (await decodeIntoCache(b, opts, dir));
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Takes the lock file of a cache build (created exclusively), or returns at once when the cache is
+ * built meanwhile. A lock is stale when its process is gone (same host) or, from another host
+ * sharing the folder, when it has not been touched for a minute (the holder touches it every 10 s).
+ */
+async function buildLock(file: string, built: () => boolean): Promise<() => void> {
+  for (let said = false; ; ) {
+    if (built()) return () => undefined;
+    try {
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, host: os.hostname() }), { flag: "wx" });
+      const touch = setInterval(() => { try { const t = new Date(); fs.utimesSync(file, t, t); } catch { /* released */ } }, 10_000);
+      touch.unref();
+      return () => { clearInterval(touch); fs.rmSync(file, { force: true }); };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    if (lockIsStale(file)) {
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    if (!said) process.stderr.write(`${path.basename(file)}: another process is building this cache; waiting for it\n`);
+    said = true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function lockIsStale(file: string): boolean {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st) return false; // just released: look again
+  try {
+    const { pid, host } = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; host: string };
+    if (host !== os.hostname()) return Date.now() - st.mtimeMs > 60_000;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === "ESRCH";
+    }
+  } catch {
+    return Date.now() - st.mtimeMs > 60_000; // being written, or its writer died in between
+  }
+}
+
+async function decodeIntoCache(b: CacheBuild, opts: CacheOptions, dir: string): Promise<ImageSet> {
   const f = files(b.key, dir);
   const n = b.labels.length;
   const rec = b.height * b.width * 3;

@@ -3,9 +3,10 @@
 #   bash environment/setup.sh [--quiet] [--check-kernel]
 # 1. Node >= 20.19 (tslab's require() of ESM-only packages such as arquero needs it).
 # 2. `npm ci`, only when node_modules does not match package-lock.json.
-# 3. A Python with Jupyter Notebook, nbconvert, nbclient and ipykernel, and Chromium (figures are
-#    rendered to PNG/SVG in headless Chromium). On Debian/Ubuntu as root they are apt-installed;
-#    otherwise the exact commands are printed and the script stops.
+# 3. A Python with Jupyter Notebook, nbconvert, nbclient and ipykernel, Chromium (figures are
+#    rendered to PNG/SVG in headless Chromium), and redis-server (the queue tests start their own;
+#    the Debian service is not enabled or started here). On Debian/Ubuntu as root they are
+#    apt-installed; otherwise the exact commands are printed and the script stops.
 # 4. The project-local kernelspec environment/jupyter/kernels/tslab-study (committed; found through
 #    JUPYTER_PATH, the user's own Jupyter is left alone): checked to resolve to this checkout, and
 #    with --check-kernel (or after anything was installed) started once to run a cell at the repo root.
@@ -89,6 +90,7 @@ python=""
 chromium=""
 python=$(find_python) || apt_pkgs+=(jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
 chromium=$(find_chromium) || apt_pkgs+=(chromium fonts-liberation fonts-dejavu-core)
+command -v redis-server >/dev/null 2>&1 || apt_pkgs+=(redis-server)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -r /etc/debian_version ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -96,6 +98,9 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
     # Without recommends: chromium's and jupyter's would pull in daemons (udev, avahi-daemon).
     step apt-install "installing ${apt_pkgs[*]} (apt-get)" apt-get install -y --no-install-recommends "${apt_pkgs[@]}"
     installed=1
+  elif [ "${apt_pkgs[*]}" = "redis-server" ]; then
+    # Only the queue tests need it, and they skip without it.
+    echo "setup: note: redis-server is missing, so the queue tests will be skipped (sudo apt-get install -y --no-install-recommends redis-server)" >&2
   else
     {
       echo "setup: missing: ${apt_pkgs[*]}"
@@ -106,6 +111,9 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
       fi
       if [ -z "$chromium" ]; then
         echo "  or any Chrome/Chromium build: export STUDY_CHROMIUM=/path/to/chrome"
+      fi
+      if ! command -v redis-server >/dev/null 2>&1; then
+        echo "  or any redis-server >= 6.2 on PATH (only the queue tests need it)"
       fi
       echo "then run 'bash environment/setup.sh' again."
     } >&2

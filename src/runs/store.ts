@@ -166,6 +166,37 @@ export class Run {
     const file = path.join(this.dir, "results.json");
     return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as T) : undefined;
   }
+
+  /** What another store needs of a finished run (a queue worker returns it): record, metrics, results. */
+  finishedFiles(): FinishedRunFiles {
+    const record = this.record();
+    const results = this.results();
+    if (!record || !results) throw new Error(`${this.dir}: not a finished run (no ${record ? "results" : "record"}.json)`);
+    return { record, metrics: this.metrics(), results };
+  }
+
+  /**
+   * Writes a run finished elsewhere (by a queue worker) into this store: config.json, record.json,
+   * metrics.jsonl, and results.json last, each atomically, so a crash in between leaves an
+   * unfinished run, never a finished one with missing files. A run already finished here is kept.
+   * Weights and checkpoints stay where the run ran.
+   */
+  static importFinished<C extends { name?: string }>(config: C, files: FinishedRunFiles, root = runsRoot()): Run {
+    const run = Run.open(config, { root });
+    if (files.results.id !== run.id) throw new Error(`importing run ${run.id}: its results are those of '${String(files.results.id)}'`);
+    if (run.status === "finished") return run;
+    writeJsonAtomic(path.join(run.dir, "record.json"), files.record);
+    writeJsonLines(path.join(run.dir, "metrics.jsonl"), files.metrics);
+    writeJsonAtomic(path.join(run.dir, "results.json"), files.results);
+    return run;
+  }
+}
+
+/** The files of a finished run that carry its numbers (src/studies/queue.ts moves them between stores). */
+export interface FinishedRunFiles {
+  record: RunRecord;
+  metrics: Record<string, unknown>[];
+  results: Record<string, unknown>;
 }
 
 function writeJsonLines(file: string, rows: unknown[]): void {

@@ -10,6 +10,7 @@ import { RunCost, tryRunCost } from "./plan";
 import { ClipExperimentConfig, StudyConfig, isClip, validateClipConfig } from "./clip/config";
 import { ClipOutcome, runClipExperiment } from "./clip/experiment";
 import { clipRunCost } from "./clip/plan";
+import type { Run } from "../runs/store";
 
 export type { StudyConfig };
 
@@ -83,6 +84,23 @@ function adapterFields(out: Record<string, Cell>, a: { sites: number; macsMerged
 
 export function resultFields(o: StudyOutcome): Record<string, Cell> {
   return o.kind === "clip" ? clipResults(o.out.results) : vitResults(o.out.results);
+}
+
+/** A sweep's row of one run: its tags and config fields, then its results, or why it failed. */
+export function studyRow(tags: Record<string, Cell>, c: StudyConfig, id: string, o: StudyOutcome | Error): Record<string, Cell> {
+  const head = { ...tags, ...configFields(c), id };
+  return o instanceof Error
+    ? { ...head, status: "failed", error: o.message }
+    : { ...head, status: o.out.reused ? "reused" : "trained", error: null, ...resultFields(o) };
+}
+
+/** The outcome of a run the store holds finished (a queue worker's, imported), as runStudy returns it. */
+export function storedOutcome(c: StudyConfig, run: Run, reused: boolean): StudyOutcome {
+  const results = run.results();
+  if (!results) throw new Error(`${run.dir}: no results.json`);
+  return isClip(c)
+    ? { kind: "clip", out: { run, reused, results: results as unknown as ClipOutcome["results"] } }
+    : { kind: "vit", out: { run, reused, results: results as unknown as ExperimentOutcome["results"] } };
 }
 
 export type { ExperimentConfig, ClipExperimentConfig };

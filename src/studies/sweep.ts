@@ -3,7 +3,8 @@
 // Finished runs are reused, unfinished ones resume from their last checkpoint, a failing run is
 // reported in its row while the others go on, and one progress display covers the whole sweep
 // (runs done / total, the current run's step, ETA by the analytic compute left). `plan` lists the
-// same runs with their status and compute, without training anything.
+// same runs with their status and compute, without training anything. With `queue` (or
+// STUDY_QUEUE) the runs go to `study worker`s on other machines instead (src/studies/queue.ts).
 import type { ColumnTable } from "arquero";
 import type { BackendChoice } from "../runtime/backend";
 import { createProgress, formatDuration } from "../ground/progress";
@@ -13,7 +14,8 @@ import type { RunProgress } from "./experiment";
 import { checkInputs } from "./inputs";
 import { NO_COST } from "./plan";
 import { SweepRow, rowsTable } from "./rows";
-import { StudyConfig, configFields, resultFields, runStudy, studyCost, validateStudyConfig } from "./kinds";
+import { StudyConfig, configFields, runStudy, studyCost, studyRow, validateStudyConfig } from "./kinds";
+import { queueSweep } from "./queue";
 
 /** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
 export type Tags = Record<string, string | number>;
@@ -32,6 +34,13 @@ export interface SweepOptions {
   backend?: BackendChoice;
   /** Label of the progress display. */
   label?: string;
+  /**
+   * A Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS; default STUDY_QUEUE):
+   * the runs become jobs for `study worker`s on other machines (src/studies/queue.ts), and their
+   * results come back into the run store here (`backend` is then each worker's --backend). `""`
+   * runs here even when STUDY_QUEUE is set.
+   */
+  queue?: string;
 }
 
 export type { SweepRow };
@@ -80,8 +89,11 @@ export function planTotals(p: ColumnTable): { runs: number; finished: number; tm
  */
 export async function sweep<C extends StudyConfig>(base: C, variants: Variant<C>[], opts: SweepOptions = {}): Promise<ColumnTable> {
   const entries = expand(base, variants);
-  checkInputs(entries.map((e) => e.config), `sweep '${opts.label ?? base.name}'`);
   const root = opts.root ?? runsRoot();
+  const queue = opts.queue ?? process.env.STUDY_QUEUE;
+  // On a queue the inputs are the workers' to have (each resolves them when a run starts).
+  if (queue) return rowsTable(await queueSweep(entries, { url: queue, root, label: opts.label ?? "sweep" }));
+  checkInputs(entries.map((e) => e.config), `sweep '${opts.label ?? base.name}'`);
   // A config whose cost cannot be computed fails when it runs (and is reported there).
   const runCosts = entries.map((e) => { const c = studyCost(e.config); return c instanceof Error ? NO_COST : c; });
   const costs = runCosts.map((c) => c.totalMacs);
@@ -120,12 +132,12 @@ export async function sweep<C extends StudyConfig>(base: C, variants: Variant<C>
       const o = await runStudy(e.config, { root, backend: opts.backend, progress: "off", onProgress });
       if (o.out.reused) reused++;
       else finished++;
-      rows.push({ ...e.tags, ...configFields(e.config), id: e.id, status: o.out.reused ? "reused" : "trained", error: null, ...resultFields(o) });
+      rows.push(studyRow(e.tags, e.config, e.id, o));
     } catch (err) {
       failed++;
-      const message = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`${label}: run ${e.id} (${name}, seed ${e.config.seed}) FAILED: ${message}\n`);
-      rows.push({ ...e.tags, ...configFields(e.config), id: e.id, status: "failed", error: message });
+      const error = err instanceof Error ? err : new Error(String(err));
+      process.stderr.write(`${label}: run ${e.id} (${name}, seed ${e.config.seed}) FAILED: ${error.message}\n`);
+      rows.push(studyRow(e.tags, e.config, e.id, error));
     }
     if (todo[i]) doneMacs += costs[i];
     progress.update(doneMacs);

@@ -87,3 +87,21 @@ test("a different config under an existing id is refused", () => {
   fs.writeFileSync(path.join(run.dir, "config.json"), JSON.stringify({ name: "clash", v: 2 }));
   assert.throws(() => Run.open({ name: "clash", v: 1 }, { root }), /holds a different config/);
 });
+
+test("a run finished in another store is imported with its files; a finished run here is kept", () => {
+  const cfg = { name: "elsewhere", seed: 3 };
+  const there = Run.open(cfg, { root: path.join(root, "worker") });
+  there.writeRecord(3, 0);
+  there.appendMetrics({ kind: "train", step: 1, loss: 0.5 });
+  assert.throws(() => there.finishedFiles(), /not a finished run \(no results\.json\)/);
+  there.writeResults({ top1: 0.5 });
+  const files = there.finishedFiles();
+  const here = Run.importFinished(cfg, JSON.parse(JSON.stringify(files)), root);
+  assert.equal(here.status, "finished");
+  assert.deepEqual([here.record(), here.metrics(), here.results()], [there.record(), there.metrics(), there.results()]);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(here.dir, "config.json"), "utf8")), cfg);
+  const kept = fs.readFileSync(path.join(here.dir, "results.json"), "utf8");
+  Run.importFinished(cfg, { ...files, results: { ...files.results, top1: 0.9 } }, root);
+  assert.equal(fs.readFileSync(path.join(here.dir, "results.json"), "utf8"), kept);
+  assert.throws(() => Run.importFinished({ name: "other" }, files, root), /importing run other-[0-9a-f]{12}: its results are those of 'elsewhere-/);
+});

@@ -15,7 +15,7 @@ import { Run, runsRoot } from "../runs/store";
 import type { RunProgress } from "./experiment";
 import { StudyConfig, studyCost, validateStudyConfig } from "./kinds";
 import type { FromRunProcess, ToRunProcess } from "./queue-run";
-import type { Tags } from "./sweep";
+import type { Tags } from "./rows";
 import { JobProgressInfo, JobResult, QUEUE_NAME, checkQueueUrl, connectionOptions, errorNotes, reachQueue, redactUrl, redactor } from "./queue";
 
 export interface QueueWorkerOptions {

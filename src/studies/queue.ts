@@ -12,7 +12,7 @@ import { gitState } from "../runtime/record";
 import type { RunProgress } from "./experiment";
 import { NO_COST } from "./plan";
 import type { SweepRow } from "./rows";
-import type { SweepEntry, Tags } from "./sweep";
+import type { SweepEntry, Tags } from "./rows";
 import { StudyConfig, StudyOutcome, studyCost, storedOutcome, studyRow } from "./kinds";
 
 export const QUEUE_NAME = "study-runs";

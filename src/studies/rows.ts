@@ -2,6 +2,17 @@
 // every study notebook ends with.
 import type { ColumnTable } from "arquero";
 import { toTable } from "../plotting/table";
+import type { StudyConfig } from "./clip/config";
+
+/** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
+export type Tags = Record<string, string | number>;
+
+/** One run of a sweep: its validated config, its tags, its run id. */
+export interface SweepEntry<C extends StudyConfig = StudyConfig> {
+  config: C;
+  tags: Tags;
+  id: string;
+}
 
 /** One row per run of a sweep: its tags, the config fields a table needs, and its results. */
 export type SweepRow = Record<string, string | number | null>;

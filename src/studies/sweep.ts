@@ -13,20 +13,13 @@ import { ConfigPatch, ExperimentConfig, mergeConfig } from "./config";
 import type { RunProgress } from "./experiment";
 import { checkInputs } from "./inputs";
 import { NO_COST } from "./plan";
-import { SweepRow, rowsTable } from "./rows";
+import { SweepEntry, SweepRow, Tags, rowsTable } from "./rows";
 import { StudyConfig, configFields, runStudy, studyCost, studyRow, validateStudyConfig } from "./kinds";
 import { queueSweep } from "./queue";
 
-/** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
-export type Tags = Record<string, string | number>;
 /** What a variant changes in the sweep's base config (a ViT experiment by default, or a CLIP run). */
 export type Variant<C extends StudyConfig = ExperimentConfig> = ConfigPatch<C> & { tags?: Tags };
 
-export interface SweepEntry<C extends StudyConfig = StudyConfig> {
-  config: C;
-  tags: Tags;
-  id: string;
-}
 
 export interface SweepOptions {
   /** Run-store root (default runs/ or STUDY_RUNS_DIR). */
@@ -43,7 +36,7 @@ export interface SweepOptions {
   queue?: string;
 }
 
-export type { SweepRow };
+export type { SweepEntry, SweepRow, Tags };
 
 /**
  * The run configs of a sweep: each variant merged into `base` (tags removed), validated. A

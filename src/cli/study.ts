@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Command> = {
   eval: () => require("./commands/eval").command,
   backend: () => require("./commands/backend").command,
   bench: () => require("./commands/bench").command,
+  results: () => require("./commands/results").command,
   worker: () => require("./commands/worker").command,
 };
 

@@ -6,6 +6,8 @@ import { opt, parseArgs } from "../command";
 import { isPreset, Preset, PRESETS } from "../../notebook/layout";
 import { formatFailure, runNotebook } from "../../notebook/runner";
 import { REPO_ROOT } from "../../ground/root";
+import { writeFileAtomic } from "../../ground/atomic";
+import { resultsMarkdown, withResults } from "./results";
 
 /** The study notebooks, `NN-name.ipynb`, in numeric order. */
 export function studyNotebooks(dir = path.join(REPO_ROOT, "notebooks")): string[] {
@@ -37,7 +39,9 @@ export const command: Command = {
   --preset P     preset for every notebook (default laptop); outputs go to figures/<name>/
                  (runs/smoke/<name>/ at smoke), each beside its figures
   --only N,...   run only the notebooks with these numbers
-  --keep-going   continue after a failing notebook (default: stop, later ones are skipped)`,
+  --keep-going   continue after a failing notebook (default: stop, later ones are skipped)
+
+At the laptop and paper presets it then writes README.md's Results section from figures/ (study results).`,
   async run(argv) {
     const args = parseArgs(argv, ["keep-going"]);
     const p = opt(args, "preset", "laptop")!;
@@ -67,6 +71,14 @@ export const command: Command = {
       rows.push({ notebook: rel(nb), status: r.skipped ? "skipped" : r.ok ? "ok" : "FAILED", seconds: r.seconds.toFixed(1), output: rel(r.out) });
     }
     console.log(`\n${table(rows)}`);
+    if (preset !== "smoke") {
+      // The README's Results section follows the figures it is computed from.
+      const readme = path.join(REPO_ROOT, "README.md");
+      const before = fs.readFileSync(readme, "utf8");
+      const after = withResults(before, resultsMarkdown(), readme);
+      if (after !== before) writeFileAtomic(readme, after);
+      console.log(`README.md: Results section ${after === before ? "unchanged" : "written from figures/"}`);
+    }
     return failed ? 1 : 0;
   },
 };

@@ -1,0 +1,158 @@
+// `study results`: the README's Results section, computed from what the executed notebooks wrote
+// under figures/ (each notebook's parameters, runs.csv and claims.csv), so no number in it is typed in.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as aq from "arquero";
+import type { Command } from "../command";
+import { opt, parseArgs } from "../command";
+import { REPO_ROOT } from "../../ground/root";
+import { writeFileAtomic } from "../../ground/atomic";
+
+export const BEGIN = "<!-- results: written by `npm run study -- results --write`; edit the notebooks, not this -->";
+export const END = "<!-- results: end -->";
+
+type Cell = { cell_type: string; source: string | string[]; outputs?: { metadata?: { study?: { skip?: string } } }[] };
+interface ExecutedNotebook {
+  cells: Cell[];
+  metadata: { study?: { parameters?: Record<string, unknown> } };
+}
+type Row = Record<string, unknown>;
+
+const text = (s: string | string[]) => (Array.isArray(s) ? s.join("") : s);
+const cellText = (v: unknown) => (v === null || v === undefined ? "" : String(v)).replace(/\|/g, "\\|").replace(/\n/g, " ");
+
+function readCsv(file: string): Row[] {
+  // Every column as text: claims hold numbers already formatted by the notebook.
+  return aq.fromCSV(fs.readFileSync(file, "utf8"), { autoType: false }).objects() as Row[];
+}
+
+function mdTable(rows: Row[], cols: { key: string; title: string }[]): string {
+  return [
+    `|${cols.map((c) => c.title).join("|")}|`,
+    `|${cols.map(() => ":-").join("|")}|`,
+    ...rows.map((r) => `|${cols.map((c) => cellText(r[c.key])).join("|")}|`),
+  ].join("\n");
+}
+
+const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${Math.round(s / 60)} min`);
+
+/** One notebook's part of the section, or undefined when it has no executed output in `dir`. */
+function notebookSection(dir: string, name: string, relTo: string): string | undefined {
+  const nbFile = path.join(dir, `${name}.ipynb`);
+  if (!fs.existsSync(nbFile)) return undefined;
+  let nb: ExecutedNotebook;
+  try {
+    nb = JSON.parse(fs.readFileSync(nbFile, "utf8")) as ExecutedNotebook;
+  } catch (e) {
+    throw new Error(`${nbFile}: not a notebook (${(e as Error).message})`);
+  }
+  const title = text(nb.cells.find((c) => c.cell_type === "markdown")?.source ?? name).split("\n")[0].replace(/^#+\s*/, "");
+  const rel = (f: string) => path.relative(relTo, f).split(path.sep).join("/");
+  const lines = [`### [${title}](${rel(path.join(REPO_ROOT, "notebooks", `${name}.ipynb`))})`, ""];
+
+  const params = nb.metadata.study?.parameters ?? {};
+  const facts = Object.entries(params).map(([k, v]) => `${k} ${JSON.stringify(v).replace(/^"|"$/g, "")}`);
+  const skip = nb.cells.flatMap((c) => c.outputs ?? []).map((o) => o.metadata?.study?.skip).find((s) => s);
+  if (skip) return [...lines, `${facts.join(" · ")}: skipped here: ${skip}`, ""].join("\n");
+
+  const runsFile = path.join(dir, "runs.csv");
+  if (fs.existsSync(runsFile)) {
+    const runs = readCsv(runsFile);
+    const seeds = [...new Set(runs.map((r) => String(r.seed)))].sort();
+    const failed = runs.filter((r) => String(r.error ?? "") !== "").length;
+    const seconds = runs.reduce((s, r) => s + (Number(r.train_seconds) || 0), 0);
+    if (!("seeds" in params)) facts.push(`seeds ${seeds.join(", ")}`);
+    facts.push(`${runs.length} runs${failed ? ` (${failed} failed)` : ""}`, `${hours(seconds)} of training`);
+  }
+  const claimsFile = path.join(dir, "claims.csv");
+  if (fs.existsSync(claimsFile)) {
+    const claims = readCsv(claimsFile);
+    const twoReadings = claims.length > 0 && "holds_best" in claims[0];
+    const holds = (k: string) => claims.filter((c) => c[k] === "yes").length;
+    facts.push(
+      twoReadings
+        ? `${holds("holds_best")} of ${claims.length} claims hold here at the best-on-test step, ${holds("holds_last")} at the last step`
+        : `${holds("holds")} of ${claims.length} claims hold here`,
+    );
+    lines.push(facts.join(" · "), "");
+    for (const png of fs.readdirSync(dir).filter((f) => f.endsWith(".png")).sort()) lines.push(`![${png.replace(/\.png$/, "")}](${rel(path.join(dir, png))})`, "");
+    lines.push(
+      mdTable(
+        claims,
+        twoReadings
+          ? [
+              { key: "claim", title: "claim" },
+              { key: "paper", title: "paper" },
+              { key: "ours_best", title: "ours (best on test)" },
+              { key: "holds_best", title: "holds" },
+              { key: "ours_last", title: "ours (last step)" },
+              { key: "holds_last", title: "holds" },
+            ]
+          : [
+              { key: "claim", title: "claim" },
+              { key: "paper", title: "paper" },
+              { key: "ours", title: "ours" },
+              { key: "holds", title: "holds" },
+            ],
+      ),
+      "",
+    );
+  } else lines.push(facts.join(" · "), "");
+  return lines.join("\n");
+}
+
+/** The Results section for every `NN-name/` folder under `figuresDir` that holds an executed notebook. */
+export function resultsMarkdown(figuresDir = path.join(REPO_ROOT, "figures"), relTo = REPO_ROOT): string {
+  if (!fs.existsSync(figuresDir)) throw new Error(`${figuresDir}: no figures folder (run \`npm run studies\` first)`);
+  const parts = fs
+    .readdirSync(figuresDir)
+    .filter((f) => /^\d{2}-/.test(f) && !f.startsWith("00-") && fs.statSync(path.join(figuresDir, f)).isDirectory())
+    .sort()
+    .map((name) => notebookSection(path.join(figuresDir, name), name, relTo))
+    .filter((s): s is string => s !== undefined);
+  return [
+    "Each part is computed from an executed notebook's outputs in `figures/` (its parameters, `runs.csv` and",
+    "`claims.csv`); `holds` is the notebook's own test of the paper's claim at that preset.",
+    "",
+    ...parts,
+  ].join("\n").trimEnd();
+}
+
+/** `readme` with the text between the markers replaced by `section`. */
+export function withResults(readme: string, section: string, file = "README.md"): string {
+  const a = readme.indexOf(BEGIN);
+  const b = readme.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`${file}: no results markers (a line "${BEGIN}" and, after it, "${END}")`);
+  return `${readme.slice(0, a + BEGIN.length)}\n${section}\n${readme.slice(b)}`;
+}
+
+export const command: Command = {
+  summary: "the README's Results section, computed from the executed notebooks under figures/",
+  usage: `usage: study results [--figures dir] [--write README.md | --check README.md]
+
+  prints the section; --write replaces it between the results markers of the file (atomically);
+  --check exits 1 when the file's section differs from what the figures say`,
+  async run(argv) {
+    const args = parseArgs(argv);
+    const figures = path.resolve(opt(args, "figures", path.join(REPO_ROOT, "figures"))!);
+    const write = opt(args, "write");
+    const check = opt(args, "check");
+    const target = write ?? check;
+    if (!target) {
+      console.log(resultsMarkdown(figures));
+      return 0;
+    }
+    const file = path.resolve(target);
+    if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
+    const before = fs.readFileSync(file, "utf8");
+    const after = withResults(before, resultsMarkdown(figures, path.dirname(file)), file);
+    if (check) {
+      if (after === before) return 0;
+      console.error(`${file}: the Results section differs from the figures; run \`npm run study -- results --write ${target}\``);
+      return 1;
+    }
+    if (after !== before) writeFileAtomic(file, after);
+    console.log(`${file}: Results section ${after === before ? "unchanged" : "written"}`);
+    return 0;
+  },
+};

@@ -107,13 +107,24 @@ export function describeFailure(executed: Notebook, index: number, fallback: str
     .replace(ANSI, "")
     .trimEnd();
   const all = errText || fallback.replace(ANSI, "").trim();
-  const ls = all.split("\n");
-  const errLine =
+  return { error: errorLine(all), detail: all.split("\n").slice(-25).join("\n") };
+}
+
+/** The line of an error text that says what went wrong: an `...Error:` line, a type error, or the first. */
+function errorLine(text: string): string {
+  const ls = text.split("\n");
+  const line =
     ls.find((l) => /^(?:[A-Za-z_$][\w$.]*)?(?:Error|Exception)(?::|$| \[)/.test(l)) ??
     ls.find((l) => /^\d+:\d+ - /.test(l)) ??
     ls.find((l) => l.trim().length > 0) ??
     "(no error output)";
-  return { error: errLine.trim(), detail: ls.slice(-25).join("\n") };
+  return line.trim();
+}
+
+/** What a dead kernel said about why: a fatal error, an error or abort line, else its last line. */
+function deathLine(text: string): string {
+  const ls = text.split("\n").map((l) => l.trim()).filter((l) => l);
+  return ls.find((l) => /FATAL ERROR|^(?:[A-Za-z_$][\w$.]*)?(?:Error|Exception)\b|abort/i.test(l)) ?? ls[ls.length - 1];
 }
 
 function sourceHead(src: string, n = 4): string {
@@ -165,7 +176,13 @@ export async function runNotebook(opts: NotebookRunOptions): Promise<NotebookRun
 
     const executed = readNotebook(out);
     const idx = res.failed_cell ?? -1;
-    const { error, detail } = describeFailure(executed, idx, res.error ?? stderr);
+    // A dead kernel leaves no cell output: its last words went to the executor's stderr.
+    const died = (res.error ?? "").startsWith("kernel died");
+    const cellErr = died ? describeFailure(executed, idx, "").detail : "";
+    const last = `${cellErr}\n${stderr.replace(ANSI, "")}`.trim().split("\n").slice(-25).join("\n");
+    const { error, detail } = died
+      ? { error: last ? `kernel died; its last output: ${deathLine(last)}` : "kernel died without output", detail: last }
+      : describeFailure(executed, idx, res.error ?? stderr);
     const injectedAt = findTagged(injected, INJECTED_TAG);
     const sourceIndex = idx < 0 || idx === injectedAt ? -1 : injectedAt >= 0 && idx > injectedAt ? idx - 1 : idx;
     const source = idx >= 0 ? sourceHead(text(executed.cells[idx].source)) : "";

@@ -71,6 +71,18 @@ test("a failing cell makes `study run` exit non-zero naming the cell, its source
   assert.deepEqual(nb.cells[4].outputs, [], "cells after it did not");
 });
 
+test("a kernel that dies is reported with its last output, not only 'kernel died'", async () => {
+  const file = scratch("dies.ipynb", [
+    ["const n = 1;", ["parameters"]],
+    // What V8 prints when it runs out of heap, then the process ends as it would (tslab itself survives exceptions).
+    ['require("node:fs").writeSync(2, "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\\n");\nprocess.exit(134);'],
+  ]);
+  const r = await runNotebook({ notebook: file, out: path.join(tmp, "dies-out", "dies.ipynb") });
+  assert.ok(!r.ok);
+  assert.match(r.failure!.error, /^kernel died; its last output: FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory$/);
+  assert.match(r.failure!.detail, /JavaScript heap out of memory/);
+});
+
 test("nb.skip ends a headless run early without an error; the later cells do not run", async () => {
   const file = scratch("skips.ipynb", [
     ['const preset = "smoke";', ["parameters"]],

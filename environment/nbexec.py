@@ -14,6 +14,7 @@ RESULT says "skipped" (e.g. a study whose input files are not on this machine).
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 
@@ -66,10 +67,32 @@ def skip_reason(cell):
     return None
 
 
+def process_end(km):
+    """The kernel process's exit code or signal (SIGKILL: often the kernel OOM killer), if known."""
+    proc = getattr(getattr(km, "provisioner", None), "process", None)
+    code = proc.poll() if proc is not None else None
+    if code is None:
+        return None
+    if code < 0:
+        try:
+            return "signal %d, %s" % (-code, signal.Signals(-code).name)
+        except ValueError:
+            return "signal %d" % -code
+    return "exit code %d" % code
+
+
 class StudyClient(NotebookClient):
     """Stops executing cells (without an error) after a cell asked to skip the rest."""
 
     skipped = None
+    ended = None  # how the kernel process ended, when it died
+
+    async def _async_check_alive(self):
+        try:
+            await super()._async_check_alive()
+        except DeadKernelError:
+            self.ended = self.ended or process_end(self.km)
+            raise
 
     async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
         if self.skipped is not None:
@@ -116,7 +139,8 @@ def main():
     except CellTimeoutError as e:
         result = {"ok": False, "failed_cell": state["cell"], "error": "timeout: " + str(e)}
     except DeadKernelError as e:
-        result = {"ok": False, "failed_cell": state["cell"], "error": "kernel died: " + str(e)}
+        how = " (the kernel process ended: %s)" % client.ended if client.ended else ""
+        result = {"ok": False, "failed_cell": state["cell"], "error": "kernel died%s: %s" % (how, e)}
     except Exception as e:  # kernel failed to start, bad kernel name, ...
         result = {"ok": False, "failed_cell": state["cell"], "error": "%s: %s" % (type(e).__name__, e)}
     clean(nb)

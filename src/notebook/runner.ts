@@ -181,7 +181,7 @@ export async function runNotebook(opts: NotebookRunOptions): Promise<NotebookRun
     const cellErr = died ? describeFailure(executed, idx, "").detail : "";
     const last = `${cellErr}\n${stderr.replace(ANSI, "")}`.trim().split("\n").slice(-25).join("\n");
     const { error, detail } = died
-      ? { error: last ? `kernel died; its last output: ${deathLine(last)}` : "kernel died without output", detail: last }
+      ? { error: `${/^kernel died(?: \([^)]*\))?/.exec(res.error ?? "")![0]}${last ? `; its last output: ${deathLine(last)}` : " without output"}`, detail: last }
       : describeFailure(executed, idx, res.error ?? stderr);
     const injectedAt = findTagged(injected, INJECTED_TAG);
     const sourceIndex = idx < 0 || idx === injectedAt ? -1 : injectedAt >= 0 && idx > injectedAt ? idx - 1 : idx;

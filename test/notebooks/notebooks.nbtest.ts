@@ -79,7 +79,7 @@ test("a kernel that dies is reported with its last output, not only 'kernel died
   ]);
   const r = await runNotebook({ notebook: file, out: path.join(tmp, "dies-out", "dies.ipynb") });
   assert.ok(!r.ok);
-  assert.match(r.failure!.error, /^kernel died; its last output: FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory$/);
+  assert.match(r.failure!.error, /^kernel died \(the kernel process ended: exit code 134\); its last output: FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory$/);
   assert.match(r.failure!.detail, /JavaScript heap out of memory/);
 });
 

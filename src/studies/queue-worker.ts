@@ -1,20 +1,17 @@
 // `study worker`'s engine: takes runs from a sweep's queue (src/studies/queue.ts) and runs each with
-// runStudy, the code path of a local sweep, in a run process of its own (src/studies/queue-run.ts)
+// runStudy, the code path of a local sweep, in a run process of its own (src/studies/run-process.ts)
 // against this machine's run store; the job's value is the finished run's record, metrics and
 // results. One log line per job start, finish and failure. A job that cannot work anywhere
 // (unknown keys, a config that does not validate, another commit) is failed with its reason and
 // not retried, and the worker goes on.
-import { ChildProcess, fork } from "node:child_process";
 import * as os from "node:os";
-import * as path from "node:path";
 import type { Job } from "bullmq";
 import type { BackendChoice } from "../runtime/backend";
-import { REPO_ROOT } from "../ground/root";
 import { gitState } from "../runtime/record";
 import { Run, runsRoot } from "../runs/store";
 import type { RunProgress } from "./experiment";
+import { RunProcess } from "./run-process";
 import { StudyConfig, studyCost, validateStudyConfig } from "./kinds";
-import type { FromRunProcess, ToRunProcess } from "./queue-run";
 import type { Tags } from "./rows";
 import { JobProgressInfo, JobResult, QUEUE_NAME, checkQueueUrl, connectionOptions, errorNotes, reachQueue, redactUrl, redactor } from "./queue";
 
@@ -85,58 +82,6 @@ function progressUpdates(job: Job<unknown, JobResult>, worker: string): (p: RunP
     const info: JobProgressInfo = { ...p, worker };
     job.updateProgress(info).catch(() => undefined); // a lost connection: the next update tries again
   };
-}
-
-/**
- * A forked run process, reused from job to job (datasets and the backend stay loaded, as in a local
- * sweep). Training keeps its event loop busy; the worker's stays free for the lock and the queue.
- */
-class RunProcess {
-  readonly ready: Promise<string>;
-  busy = false;
-  exited = false;
-  private readonly child: ChildProcess;
-  private current?: { id: string; onProgress: (p: RunProgress) => void; resolve: (reused: boolean) => void; reject: (e: Error) => void };
-
-  constructor(backend: BackendChoice | undefined) {
-    const env = { ...process.env };
-    delete env.STUDY_QUEUE; // the run process never talks to the queue
-    this.child = fork(path.join(__dirname, "queue-run.ts"), backend ? [backend] : [], { cwd: REPO_ROOT, env, execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.ready = new Promise<string>((resolve, reject) => {
-      this.child.on("message", (m: FromRunProcess) => {
-        if (m.type === "ready") return resolve(m.backend);
-        if (m.type === "fatal") return reject(new Error(`the run process could not start: ${m.message}`));
-        const c = this.current;
-        if (!c || m.id !== c.id) return;
-        if (m.type === "progress") return c.onProgress(m.progress);
-        this.current = undefined;
-        if (m.type === "done") c.resolve(m.reused);
-        else c.reject(new Error(m.message));
-      });
-      this.child.on("exit", (code, signal) => {
-        this.exited = true;
-        const e = new Error(`its run process exited (${signal ?? `code ${code}`})`);
-        reject(e);
-        const c = this.current;
-        this.current = undefined;
-        c?.reject(e);
-      });
-    });
-    this.ready.catch(() => undefined); // awaited by the pool; an exit later is a run's error
-  }
-
-  run(id: string, config: StudyConfig, root: string, onProgress: (p: RunProgress) => void): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      this.current = { id, onProgress, resolve, reject };
-      const m: ToRunProcess = { type: "run", id, config, root };
-      this.child.send(m);
-    });
-  }
-
-  /** At once, even in the middle of a step: a run's files are crash-safe, it resumes from its last checkpoint. */
-  kill(): void {
-    if (!this.exited) this.child.kill("SIGKILL");
-  }
 }
 
 /**

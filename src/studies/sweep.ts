@@ -14,8 +14,9 @@ import type { RunProgress } from "./experiment";
 import { checkInputs } from "./inputs";
 import { NO_COST } from "./plan";
 import { SweepEntry, SweepRow, Tags, rowsTable } from "./rows";
-import { StudyConfig, configFields, runStudy, studyCost, studyRow, validateStudyConfig } from "./kinds";
+import { StudyConfig, StudyOutcome, configFields, runStudy, storedOutcome, studyCost, studyRow, validateStudyConfig } from "./kinds";
 import { queueSweep } from "./queue";
+import { RunProcess, RunProcessExit } from "./run-process";
 
 /** What a variant changes in the sweep's base config (a ViT experiment by default, or a CLIP run). */
 export type Variant<C extends StudyConfig = ExperimentConfig> = ConfigPatch<C> & { tags?: Tags };
@@ -34,6 +35,13 @@ export interface SweepOptions {
    * runs here even when STUDY_QUEUE is set.
    */
   queue?: string;
+  /**
+   * Train in this process instead of a run process of its own (src/studies/run-process.ts). By
+   * default each run trains in a forked process, reused from run to run: a run that crashes it (out
+   * of memory, an abort in native code) is resumed once in a fresh one and then reported in its row,
+   * and a notebook's kernel stays responsive. Same code path, same numbers.
+   */
+  inProcess?: boolean;
 }
 
 export type { SweepEntry, SweepRow, Tags };
@@ -105,37 +113,66 @@ export async function sweep<C extends StudyConfig>(base: C, variants: Variant<C>
     },
   });
   const rows: SweepRow[] = [];
-  for (const [i, e] of entries.entries()) {
-    const name = Object.values(e.tags).join(" ") || e.config.name;
-    // Progress within a run, in MACs: training by steps, each measurement pass when it ends.
-    const c = runCosts[i];
-    let passesDone = 0;
-    let inPass: RunProgress["phase"] | undefined;
-    const passCost = (ph: RunProgress["phase"]) => (ph === "target top-1" ? c.passMacs.target : ph === "final k-NN" ? c.passMacs.knn : ph === "train" ? 0 : c.passMacs.retention);
-    const onProgress = (p: RunProgress) => {
-      if (inPass) passesDone += passCost(inPass);
-      inPass = p.phase === "train" ? undefined : p.phase;
-      now = `${name} seed ${e.config.seed}: ${p.phase === "train" ? `step ${p.step}/${p.steps}` : `${p.phase} at step ${p.step}`}`;
-      const within = c.trainMacs * Math.min(1, p.step / Math.max(1, p.steps)) + passesDone;
-      progress.update(doneMacs + Math.min(within, 0.999 * c.totalMacs));
-    };
-    now = `${name} seed ${e.config.seed}: starting`;
-    progress.update(doneMacs);
-    try {
-      const o = await runStudy(e.config, { root, backend: opts.backend, progress: "off", onProgress });
-      if (o.out.reused) reused++;
-      else finished++;
-      rows.push(studyRow(e.tags, e.config, e.id, o));
-    } catch (err) {
-      failed++;
-      const error = err instanceof Error ? err : new Error(String(err));
-      process.stderr.write(`${label}: run ${e.id} (${name}, seed ${e.config.seed}) FAILED: ${error.message}\n`);
-      rows.push(studyRow(e.tags, e.config, e.id, error));
+  const runIn = opts.inProcess ? undefined : runProcesses(root, opts.backend);
+  try {
+    for (const [i, e] of entries.entries()) {
+      const name = Object.values(e.tags).join(" ") || e.config.name;
+      // Progress within a run, in MACs: training by steps, each measurement pass when it ends.
+      const c = runCosts[i];
+      let passesDone = 0;
+      let inPass: RunProgress["phase"] | undefined;
+      const passCost = (ph: RunProgress["phase"]) => (ph === "target top-1" ? c.passMacs.target : ph === "final k-NN" ? c.passMacs.knn : ph === "train" ? 0 : c.passMacs.retention);
+      const onProgress = (p: RunProgress) => {
+        if (inPass) passesDone += passCost(inPass);
+        inPass = p.phase === "train" ? undefined : p.phase;
+        now = `${name} seed ${e.config.seed}: ${p.phase === "train" ? `step ${p.step}/${p.steps}` : `${p.phase} at step ${p.step}`}`;
+        const within = c.trainMacs * Math.min(1, p.step / Math.max(1, p.steps)) + passesDone;
+        progress.update(doneMacs + Math.min(within, 0.999 * c.totalMacs));
+      };
+      now = `${name} seed ${e.config.seed}: starting`;
+      progress.update(doneMacs);
+      try {
+        // A finished run is read back here; only training goes to the run process.
+        const o = await (runIn && todo[i] ? runIn.run(e, onProgress) : runStudy(e.config, { root, backend: opts.backend, progress: "off", onProgress }));
+        if (o.out.reused) reused++;
+        else finished++;
+        rows.push(studyRow(e.tags, e.config, e.id, o));
+      } catch (err) {
+        failed++;
+        const error = err instanceof Error ? err : new Error(String(err));
+        process.stderr.write(`${label}: run ${e.id} (${name}, seed ${e.config.seed}) FAILED: ${error.message}\n`);
+        rows.push(studyRow(e.tags, e.config, e.id, error));
+      }
+      if (todo[i]) doneMacs += costs[i];
+      progress.update(doneMacs);
     }
-    if (todo[i]) doneMacs += costs[i];
-    progress.update(doneMacs);
+  } finally {
+    runIn?.close();
   }
   now = "";
   progress.finish();
   return rowsTable(rows);
+}
+
+/** One run process for a sweep's runs, replaced when it dies; a run it dies in is resumed once in the next. */
+function runProcesses(root: string, backend: BackendChoice | undefined) {
+  let proc: RunProcess | undefined;
+  const fresh = () => (proc && !proc.exited ? proc : (proc = new RunProcess(backend)));
+  return {
+    /** Trains `e` there (or finds it finished) and reads its outcome back from the run store. */
+    async run(e: SweepEntry<StudyConfig>, onProgress: (p: RunProgress) => void): Promise<StudyOutcome> {
+      for (let attempt = 1; ; attempt++) {
+        const p = fresh();
+        try {
+          await p.ready;
+          const reused = await p.run(e.id, e.config, root, onProgress);
+          return storedOutcome(e.config, Run.open(e.config, { root }), reused);
+        } catch (err) {
+          if (!(err instanceof RunProcessExit) || attempt === 2) throw err;
+          process.stderr.write(`run ${e.id}: ${err.message}; resuming it in a fresh run process\n`);
+        }
+      }
+    },
+    close: () => proc?.kill(),
+  };
 }

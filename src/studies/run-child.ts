@@ -1,7 +1,9 @@
-// The process in which a `study worker` runs its jobs (forked by src/studies/queue-worker.ts, one per
-// concurrent run, reused from job to job): runStudy here, as a local sweep calls it, so that
-// training, however long it keeps this event loop busy, never delays the worker's renewal of the
-// job's lock. It never sees the queue: a config comes in, progress and the outcome go out.
+// A run process: runStudy in a process of its own (forked by src/studies/run-process.ts, reused from
+// run to run). A local sweep runs here so that a run that crashes its process (out of memory, an
+// abort in native code) fails that run, not the notebook's kernel, and so that the kernel's event
+// loop stays free for the live progress display; a `study worker` runs its jobs here so that
+// training never delays the renewal of a job's lock. It never sees the queue or the sweep: a config
+// comes in, progress and the outcome go out.
 import { BackendChoice, initBackend } from "../runtime/backend";
 import type { RunProgress } from "./experiment";
 import { checkInputs } from "./inputs";

@@ -35,6 +35,7 @@ test("each notebook's part counts its runs, seeds, training time and the claims 
     runs: "method,seed,train_seconds,error\nAll,0,60,\n",
     claims: "claim,paper,ours_best,holds_best,ours_last,holds_last\nc,p,1,yes,2,no\n",
   });
+  fs.writeFileSync(path.join(figures, "02-table", "table1.csv"), "method,trainable,seeds,retention,retention_std,paper_retention\nAll,213893,3,60.9333,1.2,25.24\nLinear,325,3,65.94,0,76.11\n");
   executed(figures, "05-clip", { params: { preset: "laptop" }, skip: "no CLIP weights: set STUDY_CLIP_WEIGHTS" });
   executed(figures, "00-environment", { params: { preset: "laptop" }, claims: "claim,paper,ours,holds\nx,y,z,yes\n" });
   const md = resultsMarkdown(figures, dir);
@@ -44,6 +45,7 @@ test("each notebook's part counts its runs, seeds, training time and the claims 
   assert.match(md, /\|Block \\\| wins\|/, "a pipe in a claim is escaped");
   assert.match(md, /!\[curve\]\(figures\/01-curve\/curve\.png\)/);
   assert.match(md, /preset laptop · seeds \[0\] · 1 runs · 1 min of training · 1 of 1 claims hold here at the best-on-test step, 0 at the last step/);
+  assert.match(md, /`table1\.csv` \(mean ± sample std over seeds\):\n\n\|method\|trainable\|retention\|paper_retention\|\n\|:-\|:-\|:-\|:-\|\n\|All\|213893\|60\.93 ± 1\.20\|25\.24\|\n\|Linear\|325\|65\.94 ± 0\.00\|76\.11\|/, "ours beside the paper's, mean ± std");
   assert.match(md, /\|claim\|paper\|ours \(best on test\)\|holds\|ours \(last step\)\|holds\|/);
   assert.match(md, /05-clip[\s\S]*skipped here: no CLIP weights: set STUDY_CLIP_WEIGHTS/);
   assert.doesNotMatch(md, /00-environment/, "the environment notebook has no results");

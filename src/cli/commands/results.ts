@@ -75,6 +75,7 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
         : `${holds("holds")} of ${claims.length} claims hold here`,
     );
     lines.push(facts.join(" · "), "");
+    for (const t of paperTables(dir)) lines.push(t, "");
     for (const png of fs.readdirSync(dir).filter((f) => f.endsWith(".png")).sort()) lines.push(`![${png.replace(/\.png$/, "")}](${rel(path.join(dir, png))})`, "");
     lines.push(
       mdTable(
@@ -99,6 +100,30 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
     );
   } else lines.push(facts.join(" · "), "");
   return lines.join("\n");
+}
+
+/**
+ * Tables that set ours beside the paper's (a CSV with `paper_*` columns, e.g. table1.csv): its
+ * columns without their `_std` companions, each shown as `mean ± std` where one exists.
+ */
+function paperTables(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".csv") && f !== "claims.csv")
+    .sort()
+    .flatMap((f) => {
+      const rows = readCsv(path.join(dir, f));
+      const cols = rows.length ? Object.keys(rows[0]) : [];
+      if (!cols.some((c) => c.startsWith("paper_"))) return [];
+      const shown = cols.filter((c) => !c.endsWith("_std") && c !== "seeds");
+      const isNum = (v: unknown) => v !== "" && v !== undefined && Number.isFinite(Number(v));
+      // A column of integers (counts) as it is; other numbers with two decimals.
+      const counts = new Set(cols.filter((c) => rows.every((r) => !isNum(r[c]) || Number.isInteger(Number(r[c])))));
+      const num = (v: unknown, c: string) => (!isNum(v) || counts.has(c) ? String(v ?? "") : Number(v).toFixed(2));
+      const cell = (r: Row, c: string) => (cols.includes(`${c}_std`) && Number(r.seeds) > 1 ? `${num(r[c], c)} ± ${num(r[`${c}_std`], `${c}_std`)}` : num(r[c], c));
+      const table = rows.map((r) => Object.fromEntries(shown.map((c) => [c, cell(r, c)])));
+      return [`\`${f}\`${rows.some((r) => Number(r.seeds) > 1) ? " (mean ± sample std over seeds)" : ""}:\n\n${mdTable(table, shown.map((c) => ({ key: c, title: c })))}`];
+    });
 }
 
 /** The Results section for every `NN-name/` folder under `figuresDir` that holds an executed notebook. */

@@ -126,7 +126,9 @@ export class TextTransformer extends LinearModule {
     const m = new TextTransformer(config);
     const rng = new Rng(opts.seed ?? 0).fork("clip-text-init");
     for (const [name, shape] of textParameterShapes(config)) {
-      m.params.set(name, m.newVariable(name, tf.tidy(() => initTensor(name, shape, m.config, rng))));
+      const init = tf.tidy(() => initTensor(name, shape, m.config, rng));
+      m.params.set(name, m.newVariable(name, init));
+      init.dispose(); // the variable keeps the data
     }
     return m;
   }

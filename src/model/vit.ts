@@ -101,7 +101,10 @@ export class ViT extends LinearModule implements ImageModel {
     const m = new ViT(config);
     const rng = new Rng(opts.seed ?? 0).fork("vit-init");
     for (const [name, shape] of parameterShapes(config)) {
-      m.params.set(name, m.newVariable(name, tf.tidy(() => initTensor(name, shape, rng))));
+      // tf.variable shares the initial tensor's data; that tensor must go, or it outlives the model.
+      const init = tf.tidy(() => initTensor(name, shape, rng));
+      m.params.set(name, m.newVariable(name, init));
+      init.dispose();
     }
     return m;
   }

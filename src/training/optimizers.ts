@@ -45,7 +45,11 @@ abstract class Base implements Optimizer {
     const key = `${varName}/${slot}`;
     let v = this.slots.get(key);
     if (!v) {
-      v = tf.variable(tf.zerosLike(like), false);
+      // tf.variable shares the data of the tensor it is made from: that tensor is disposed here,
+      // or it would keep the slot's memory after dispose().
+      const zeros = tf.zerosLike(like);
+      v = tf.variable(zeros, false);
+      zeros.dispose();
       this.slots.set(key, v);
     }
     return v;
@@ -61,7 +65,7 @@ abstract class Base implements Optimizer {
     for (const [key, t] of state) {
       const cur = this.slots.get(key);
       if (cur) cur.assign(t);
-      else this.slots.set(key, tf.variable(t.clone(), false));
+      else this.slots.set(key, tf.variable(t, false)); // shares t's data; the caller may dispose t
     }
     this.updates = updates;
   }

@@ -111,6 +111,30 @@ function isChoice(s: string): s is BackendChoice {
   return (BACKEND_ORDER as readonly string[]).includes(s);
 }
 
+/**
+ * requestDevice's descriptor with `requiredFeatures` flat. tfjs-backend-webgpu 4.22 asks for
+ * 'bgra8unorm-storage' as `['bgra8unorm-storage']`, an array inside the list: a browser's WebIDL
+ * layer turns it into its string, but Dawn's Node bindings accept only strings there ("value is
+ * not a string"), so the device request would fail on every adapter that has that feature.
+ */
+export function flatFeatures<D extends { requiredFeatures?: Iterable<unknown> }>(descriptor: D | undefined): D | undefined {
+  if (!descriptor?.requiredFeatures) return descriptor;
+  const flat = [...descriptor.requiredFeatures].flat().map((f) => String(f));
+  return { ...descriptor, requiredFeatures: [...new Set(flat)] };
+}
+
+const FLAT_FEATURES = Symbol.for("study.flatFeatureRequests");
+
+/** Makes GPUAdapter.requestDevice pass `flatFeatures(descriptor)` (once per prototype). */
+function flattenFeatureRequests(proto: (GPUAdapter & { [FLAT_FEATURES]?: boolean }) | undefined): void {
+  if (!proto || proto[FLAT_FEATURES] || typeof proto.requestDevice !== "function") return;
+  const requestDevice = proto.requestDevice;
+  proto.requestDevice = function (this: GPUAdapter, descriptor?: GPUDeviceDescriptor) {
+    return requestDevice.call(this, flatFeatures(descriptor));
+  };
+  proto[FLAT_FEATURES] = true;
+}
+
 /** Installs Dawn's `navigator.gpu` (once) and asks it for an adapter; null when there is none. */
 export async function probeWebGPU(): Promise<AdapterInfo | null> {
   if (webgpuAdapter !== undefined) return webgpuAdapter;
@@ -132,6 +156,7 @@ export async function probeWebGPU(): Promise<AdapterInfo | null> {
     const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
     if (!g.navigator?.gpu) {
       Object.assign(globalThis, webgpu.globals);
+      flattenFeatureRequests((webgpu.globals as { GPUAdapter?: { prototype: GPUAdapter } }).GPUAdapter?.prototype);
       const gpu = webgpu.create(dawnOptions);
       if (g.navigator) Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
       else (globalThis as unknown as { navigator: { gpu: GPU } }).navigator = { gpu };

@@ -36,7 +36,8 @@ export const SIZES: Record<CheckSize, SizePlan> = {
   full: {
     parity: ["micro", "small16"],
     numerics: { model: "vit-small-16", batch: 2, tolerance: 1e-3 },
-    strategies: { model: "vit-small-16", batch: 4, steps: 3 },
+    // Batch 2, as the numerics: shaders compiled there are reused (the first step of a shape compiles).
+    strategies: { model: "vit-small-16", batch: 2, steps: 3 },
     bench: { models: ["vit-small-16", "vit-base-16"], batches: [32, 128], strategies: ["full", "lora-8", "block-3"], classes: 100, rowSeconds: 10, torchRowSeconds: 2.5 },
     study: {
       model: "vit-base-16", imageSize: 224, batch: 16, evalBatch: 125, maxSteps: 300, minSteps: 20,

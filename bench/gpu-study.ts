@@ -81,7 +81,7 @@ interface StepChoice {
 }
 
 /** As many steps as fit in the time left, from the benchmark's speed of this model and batch. */
-function chooseSteps(sz: StudySize, out: string): StepChoice {
+export function chooseSteps(sz: StudySize, out: string): StepChoice {
   if (process.env.GPU_CHECK_STUDY_STEPS) return { steps: Number(process.env.GPU_CHECK_STUDY_STEPS), how: "GPU_CHECK_STUDY_STEPS" };
   if (sz.minSteps === sz.maxSteps) return { steps: sz.maxSteps, how: `fixed at the ${checkSize()} size` };
   let rows: GpuBenchRow[] = [];

@@ -50,6 +50,50 @@ def deadline():
         return time.time() + 3600
 
 
+def _has(owner, name):
+    """hasattr that also survives torch.backends' __getattr__ (it raises AssertionError in older versions)."""
+    try:
+        getattr(owner, name)
+        return True
+    except Exception:
+        return False
+
+
+def set_tf32(torch, on):
+    """TF32 for matmuls and cuDNN convolutions on or off; returns the API used.
+
+    PyTorch >= 2.9 has per-backend fp32_precision ("ieee" or "tf32") and may refuse a mix of it with
+    the older allow_tf32 flags, so only one of the two is used. cuDNN's default is TF32 on: set either way.
+    """
+    if _has(torch.backends, "fp32_precision"):
+        mode = "tf32" if on else "ieee"
+        for owner in (torch.backends, torch.backends.cuda.matmul, torch.backends.cudnn, getattr(torch.backends.cudnn, "conv", None)):
+            if owner is not None and _has(owner, "fp32_precision"):
+                owner.fp32_precision = mode
+        return "fp32_precision"
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+    return "allow_tf32"
+
+
+def tf32_settings(torch):
+    reads = {
+        "matmul.allow_tf32": lambda: torch.backends.cuda.matmul.allow_tf32,
+        "cudnn.allow_tf32": lambda: torch.backends.cudnn.allow_tf32,
+        "fp32_precision": lambda: torch.backends.fp32_precision,
+        "matmul.fp32_precision": lambda: torch.backends.cuda.matmul.fp32_precision,
+        "cudnn.conv.fp32_precision": lambda: torch.backends.cudnn.conv.fp32_precision,
+        "float32_matmul_precision": lambda: torch.get_float32_matmul_precision(),
+    }
+    out = {}
+    for key, read in reads.items():
+        try:
+            out[key] = str(read())
+        except Exception:
+            pass  # not in this version
+    return out
+
+
 def main():
     job_file, out_file = sys.argv[1], sys.argv[2]
     with open(job_file) as f:
@@ -150,9 +194,8 @@ def main():
     row_seconds = float(job.get("row_seconds", 10))
     for mode in result["modes"]:
         if cuda:
-            tf32 = mode == "tf32"
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            torch.backends.cudnn.allow_tf32 = tf32  # PyTorch's default is True: set either way
+            api = set_tf32(torch, mode == "tf32")
+            result.setdefault("tf32_settings", {})[mode] = dict(tf32_settings(torch), api=api)
         for c in job["cases"]:
             row = {"model": c["model"], "batch": c["batch"], "strategy": c["strategy"], "mode": mode, "macs": c.get("macs")}
             left = deadline() - time.time()

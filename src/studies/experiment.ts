@@ -66,6 +66,7 @@ export interface ExperimentResults {
   /** Retention at the last step (when it is one of retention.steps), and at the best step. */
   retention?: RetentionScores;
   retentionBest?: RetentionScores;
+  /** Wall seconds of the attempt that finished the run (a resumed run's earlier attempts not counted). */
   trainSeconds: number;
   steps: number;
   finalTrainLoss: number;

@@ -137,7 +137,9 @@ export function resultsMarkdown(figuresDir = path.join(REPO_ROOT, "figures"), re
     .filter((s): s is string => s !== undefined);
   return [
     "Each part is computed from an executed notebook's outputs in `figures/` (its parameters, `runs.csv` and",
-    "`claims.csv`); `holds` is the notebook's own test of the paper's claim at that preset.",
+    "`claims.csv`); `holds` is the notebook's own test of the paper's claim at that preset. Training time is",
+    "the sum of each run's `train_seconds`: the attempt that finished it (a resumed run's earlier attempts",
+    "are not counted), on the machine that ran it.",
     "",
     ...parts,
   ].join("\n").trimEnd();

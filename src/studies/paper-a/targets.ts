@@ -72,11 +72,13 @@ export function targetsFigure(table: readonly TargetRow[], opts: { preset?: stri
       xaxis2: { domain: [0.54, 1], title: "source-domain 20-NN (%)" },
       yaxis2: { anchor: "x2", title: "target top-1 (%)" },
       annotations: [
-        { text: `paper (DINO ViT-B/16): ${legendOf(paperTargets)}`, xref: "paper", yref: "paper", x: 0, y: 1.1, showarrow: false, xanchor: "left", font: { size: 11 } },
-        { text: `ours (${opts.preset ?? "laptop"}): ${legendOf(ourTargets)}`, xref: "paper", yref: "paper", x: 0.54, y: 1.04, showarrow: false, xanchor: "left", font: { size: 11 } },
+        { text: `paper (DINO ViT-B/16): ${legendOf(paperTargets)}`, xref: "paper", yref: "paper", x: 0, y: 1.06, showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 11 } },
+        { text: `ours (${opts.preset ?? "laptop"}): ${legendOf(ourTargets)}`, xref: "paper", yref: "paper", x: 0.54, y: 1.06, showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 11 } },
       ],
       legend: { orientation: "h", y: -0.2 },
-      width: 980, height: 500,
+      // Room above the plots for the title and, below it, each panel's marker key.
+      margin: { l: 72, r: 40, t: 110, b: 60 },
+      width: 980, height: 530,
     },
   };
 }

@@ -170,6 +170,25 @@ export class NotebookContext {
 }
 
 /**
+ * Runs `f` (a backend's start) and then takes away the process-level error listeners it added,
+ * where the kernel had its own. tslab logs an exception that no cell catches and goes on (its file
+ * watcher throws one when files under the repository change during a long cell); the wasm
+ * backend's emscripten module adds listeners that rethrow it, which ended the kernel (exit code 7)
+ * and the notebook with it, at a random moment of a long sweep.
+ */
+async function keepingKernelHandlers<T>(f: () => Promise<T>): Promise<T> {
+  const exceptions = new Set(process.listeners("uncaughtException"));
+  const rejections = new Set(process.listeners("unhandledRejection"));
+  try {
+    return await f();
+  } finally {
+    // Not in a kernel (no listeners of its own): nothing to keep.
+    if (exceptions.size) for (const l of process.listeners("uncaughtException")) if (!exceptions.has(l)) process.removeListener("uncaughtException", l);
+    if (rejections.size) for (const l of process.listeners("unhandledRejection")) if (!rejections.has(l)) process.removeListener("unhandledRejection", l);
+  }
+}
+
+/**
  * The context of one notebook: `const nb = await notebook("00-environment", preset);`.
  * `name` names its figures directory (`figures/<name>/`, or what `study run` chose); `preset` is
  * the notebook's `preset` parameter (default "laptop"). It is positional on purpose: tslab fails on
@@ -182,6 +201,6 @@ export async function notebook(name: string, preset: string = "laptop", opts: No
   // Start the browser now, in the background: its launch (seconds) overlaps with the cells that
   // run before the first figure. A failure here is retried, and reported, by that figure.
   if (opts.prewarm ?? true) plotPage().catch(() => undefined);
-  const backend = opts.backend === false ? undefined : await initBackend();
+  const backend = opts.backend === false ? undefined : await keepingKernelHandlers(() => initBackend());
   return new NotebookContext(name, preset, kernelFiguresDir(name, preset), headless, backend, opts.display, runEnvironment());
 }

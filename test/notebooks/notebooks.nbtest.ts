@@ -83,6 +83,21 @@ test("a kernel that dies is reported with its last output, not only 'kernel died
   assert.match(r.failure!.detail, /JavaScript heap out of memory/);
 });
 
+test("an exception no cell catches (tslab's file watcher throws one when files change) leaves the kernel alive after the wasm backend loads", async () => {
+  const file = scratch("stray.ipynb", [
+    ['const preset = "smoke";', ["parameters"]],
+    ['import { notebook } from "./src/notebook";\nconst nb = await notebook("stray", preset, { prewarm: false });\nconsole.log(nb.backend?.choice);'],
+    ['setTimeout(() => { throw new Error("thrown from a timer, outside any cell"); }, 0);\nawait new Promise((r) => setTimeout(r, 500));'],
+    ['console.log("still alive");'],
+  ]);
+  const out = path.join(tmp, "stray-out", "stray.ipynb");
+  const r = await runNotebook({ notebook: file, out });
+  assert.ok(r.ok, r.failure?.error);
+  const nb = readNotebook(out);
+  assert.equal(streams(nb, 1).trim(), "wasm", "the wasm backend (whose emscripten module rethrows) is loaded");
+  assert.equal(streams(nb, 3), "still alive\n");
+});
+
 test("nb.skip ends a headless run early without an error; the later cells do not run", async () => {
   const file = scratch("skips.ipynb", [
     ['const preset = "smoke";', ["parameters"]],

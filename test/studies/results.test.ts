@@ -47,7 +47,7 @@ test("each notebook's part counts its runs, seeds, training time and the claims 
   assert.match(md, /preset laptop · seeds \[0\] · 1 runs · 1 min of training · 1 of 1 claims hold here at the best-on-test step, 0 at the last step/);
   assert.match(md, /`table1\.csv` \(mean ± sample std over seeds\):\n\n\|method\|trainable\|retention\|paper_retention\|\n\|:-\|:-\|:-\|:-\|\n\|All\|213893\|60\.93 ± 1\.20\|25\.24\|\n\|Linear\|325\|65\.94 ± 0\.00\|76\.11\|/, "ours beside the paper's, mean ± std");
   assert.match(md, /\|claim\|paper\|ours \(best on test\)\|holds\|ours \(last step\)\|holds\|/);
-  assert.match(md, /05-clip[\s\S]*skipped here: no CLIP weights: set STUDY_CLIP_WEIGHTS/);
+  assert.match(md, /05-clip[\s\S]*skipped here: no CLIP weights: set STUDY_CLIP_WEIGHTS \(see the notebook\)\./);
   assert.doesNotMatch(md, /00-environment/, "the environment notebook has no results");
   assert.ok(md.indexOf("01-curve") < md.indexOf("02-table") && md.indexOf("02-table") < md.indexOf("05-clip"));
 

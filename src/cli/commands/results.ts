@@ -53,7 +53,8 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
   const params = nb.metadata.study?.parameters ?? {};
   const facts = Object.entries(params).map(([k, v]) => `${k} ${JSON.stringify(v).replace(/^"|"$/g, "")}`);
   const skip = nb.cells.flatMap((c) => c.outputs ?? []).map((o) => o.metadata?.study?.skip).find((s) => s);
-  if (skip) return [...lines, `${facts.join(" · ")}: skipped here: ${skip}`, ""].join("\n");
+  // The reason's first line; the executed notebook shows the rest (e.g. each missing input).
+  if (skip) return [...lines, `${facts.join(" · ")}: skipped here: ${skip.replace(/:$/, "")} (see the notebook).`, ""].join("\n");
 
   const runsFile = path.join(dir, "runs.csv");
   if (fs.existsSync(runsFile)) {

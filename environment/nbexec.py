@@ -140,7 +140,7 @@ def main():
         result = {"ok": False, "failed_cell": state["cell"], "error": "timeout: " + str(e)}
     except DeadKernelError as e:
         how = " (the kernel process ended: %s)" % client.ended if client.ended else ""
-        result = {"ok": False, "failed_cell": state["cell"], "error": "kernel died%s: %s" % (how, e)}
+        result = {"ok": False, "failed_cell": state["cell"], "error": "kernel died%s: %s" % (how, e), "kernel_died": "kernel died" + how}
     except Exception as e:  # kernel failed to start, bad kernel name, ...
         result = {"ok": False, "failed_cell": state["cell"], "error": "%s: %s" % (type(e).__name__, e)}
     clean(nb)

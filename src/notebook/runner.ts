@@ -57,6 +57,8 @@ interface ExecResult {
   skipped?: string | null;
   failed_cell: number | null;
   error: string | null;
+  /** When the kernel died: "kernel died" and, where known, how its process ended. */
+  kernel_died?: string;
 }
 
 let pythonCache: string | undefined;
@@ -177,11 +179,11 @@ export async function runNotebook(opts: NotebookRunOptions): Promise<NotebookRun
     const executed = readNotebook(out);
     const idx = res.failed_cell ?? -1;
     // A dead kernel leaves no cell output: its last words went to the executor's stderr.
-    const died = (res.error ?? "").startsWith("kernel died");
+    const died = res.kernel_died;
     const cellErr = died ? describeFailure(executed, idx, "").detail : "";
     const last = `${cellErr}\n${stderr.replace(ANSI, "")}`.trim().split("\n").slice(-25).join("\n");
     const { error, detail } = died
-      ? { error: `${/^kernel died(?: \([^)]*\))?/.exec(res.error ?? "")![0]}${last ? `; its last output: ${deathLine(last)}` : " without output"}`, detail: last }
+      ? { error: `${died}${last ? `; its last output: ${deathLine(last)}` : " without output"}`, detail: last }
       : describeFailure(executed, idx, res.error ?? stderr);
     const injectedAt = findTagged(injected, INJECTED_TAG);
     const sourceIndex = idx < 0 || idx === injectedAt ? -1 : injectedAt >= 0 && idx > injectedAt ? idx - 1 : idx;

@@ -69,9 +69,4 @@ export class RunProcess {
   kill(): void {
     if (!this.exited) this.child.kill("SIGKILL");
   }
-
-  /** The process's pid (for tests that kill it). */
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
 }

@@ -2,11 +2,11 @@
 // under figures/ (each notebook's parameters, runs.csv and claims.csv), so no number in it is typed in.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as aq from "arquero";
 import type { Command } from "../command";
 import { opt, parseArgs } from "../command";
 import { REPO_ROOT } from "../../ground/root";
 import { writeFileAtomic } from "../../ground/atomic";
+import { arquero, Row } from "../../plotting/table";
 
 export const BEGIN = "<!-- results: written by `npm run study -- results --write`; edit the notebooks, not this -->";
 export const END = "<!-- results: end -->";
@@ -16,16 +16,17 @@ interface ExecutedNotebook {
   cells: Cell[];
   metadata: { study?: { parameters?: Record<string, unknown> } };
 }
-type Row = Record<string, unknown>;
+
 
 const text = (s: string | string[]) => (Array.isArray(s) ? s.join("") : s);
 const cellText = (v: unknown) => (v === null || v === undefined ? "" : String(v)).replace(/\|/g, "\\|").replace(/\n/g, " ");
 
 function readCsv(file: string): Row[] {
   // Every column as text: claims hold numbers already formatted by the notebook.
-  return aq.fromCSV(fs.readFileSync(file, "utf8"), { autoType: false }).objects() as Row[];
+  return arquero().fromCSV(fs.readFileSync(file, "utf8"), { autoType: false }).objects() as Row[];
 }
 
+/** A markdown table with titles of our own (arquero's toMarkdown cannot: two columns here are both "holds"). */
 function mdTable(rows: Row[], cols: { key: string; title: string }[]): string {
   return [
     `|${cols.map((c) => c.title).join("|")}|`,

@@ -6,8 +6,7 @@ import { opt, parseArgs } from "../command";
 import { isPreset, Preset, PRESETS } from "../../notebook/layout";
 import { formatFailure, runNotebook } from "../../notebook/runner";
 import { REPO_ROOT } from "../../ground/root";
-import { writeFileAtomic } from "../../ground/atomic";
-import { resultsMarkdown, withResults } from "./results";
+import { writeResults } from "./results";
 
 /** The study notebooks, `NN-name.ipynb`, in numeric order. */
 export function studyNotebooks(dir = path.join(REPO_ROOT, "notebooks")): string[] {
@@ -73,11 +72,8 @@ At the laptop and paper presets it then writes README.md's Results section from 
     console.log(`\n${table(rows)}`);
     if (preset !== "smoke") {
       // The README's Results section follows the figures it is computed from.
-      const readme = path.join(REPO_ROOT, "README.md");
-      const before = fs.readFileSync(readme, "utf8");
-      const after = withResults(before, resultsMarkdown(), readme);
-      if (after !== before) writeFileAtomic(readme, after);
-      console.log(`README.md: Results section ${after === before ? "unchanged" : "written from figures/"}`);
+      const written = writeResults(path.join(REPO_ROOT, "README.md"));
+      console.log(`README.md: Results section ${written ? "written from figures/" : "unchanged"}`);
     }
     return failed ? 1 : 0;
   },

@@ -155,6 +155,14 @@ export function withResults(readme: string, section: string, file = "README.md")
   return `${readme.slice(0, a + BEGIN.length)}\n${section}\n${readme.slice(b)}`;
 }
 
+/** Rewrites `file`'s Results section from `figures` (atomically, only when it changed); true when it did. */
+export function writeResults(file: string, figures = path.join(REPO_ROOT, "figures")): boolean {
+  const before = fs.readFileSync(file, "utf8");
+  const after = withResults(before, resultsMarkdown(figures, path.dirname(file)), file);
+  if (after !== before) writeFileAtomic(file, after);
+  return after !== before;
+}
+
 export const command: Command = {
   summary: "the README's Results section, computed from the executed notebooks under figures/",
   usage: `usage: study results [--figures dir] [--write README.md | --check README.md]
@@ -173,15 +181,13 @@ export const command: Command = {
     }
     const file = path.resolve(target);
     if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
-    const before = fs.readFileSync(file, "utf8");
-    const after = withResults(before, resultsMarkdown(figures, path.dirname(file)), file);
     if (check) {
-      if (after === before) return 0;
+      const before = fs.readFileSync(file, "utf8");
+      if (withResults(before, resultsMarkdown(figures, path.dirname(file)), file) === before) return 0;
       console.error(`${file}: the Results section differs from the figures; run \`npm run study -- results --write ${target}\``);
       return 1;
     }
-    if (after !== before) writeFileAtomic(file, after);
-    console.log(`${file}: Results section ${after === before ? "unchanged" : "written"}`);
+    console.log(`${file}: Results section ${writeResults(file, figures) ? "written" : "unchanged"}`);
     return 0;
   },
 };

@@ -117,19 +117,38 @@ export async function createModel(c: ExperimentConfig["model"], seed: number): P
   return model;
 }
 
-/** Runs (or reuses, or resumes) the experiment; returns its run and results. */
-export async function runExperiment(input: ExperimentConfig, opts: RunOptions = {}): Promise<ExperimentOutcome> {
-  const config = validateConfig(input, `run config '${input?.name}'`);
+/** A run opened for training: its finished results, or the step it resumes from. */
+export type OpenedRun<R> = { run: Run; done: R } | { run: Run; done?: undefined; resumeFrom: number };
+
+/**
+ * Opens a config's run in the store (the one resume protocol of ViT and CLIP runs): finished
+ * results are returned as they are unless `force`; otherwise the run resumes from its last
+ * checkpoint, the metrics past it are dropped and the attempt is recorded with the backend.
+ */
+export async function openRun<R>(
+  config: { name?: string; seed: number; train: { steps: number } },
+  opts: { root?: string; force?: boolean; backend?: BackendChoice },
+): Promise<OpenedRun<R>> {
   const backend = await initBackend(opts.backend ? { prefer: opts.backend } : {});
   const run = Run.open(config, { root: opts.root, force: opts.force });
-  const done = run.results<ExperimentOutcome["results"]>();
-  if (done && !opts.force) return { run, results: done, reused: true };
-
+  const done = run.results<R>();
+  if (done && !opts.force) return { run, done };
   const { steps } = config.train;
   const resumeFrom = listCheckpoints(run.checkpointDir).filter((c) => c.step <= steps).at(-1)?.step ?? 0;
   // Train lines up to the checkpoint stay; evaluations of that step are redone by the trainer.
   run.keepMetrics((m) => typeof m.step !== "number" || (m.kind === "eval" ? m.step < resumeFrom : m.step <= resumeFrom));
   run.writeRecord(config.seed, resumeFrom, { backendWhy: backend.reason });
+  return { run, resumeFrom };
+}
+
+/** Runs (or reuses, or resumes) the experiment; returns its run and results. */
+export async function runExperiment(input: ExperimentConfig, opts: RunOptions = {}): Promise<ExperimentOutcome> {
+  const config = validateConfig(input, `run config '${input?.name}'`);
+  const opened = await openRun<ExperimentOutcome["results"]>(config, opts);
+  if (opened.done) return { run: opened.run, results: opened.done, reused: true };
+  const { run, resumeFrom } = opened;
+
+  const { steps } = config.train;
 
   const trainSet = await cachedDataset(config.data.train);
   const testSet = await cachedDataset(config.data.test);

@@ -15,18 +15,17 @@ import type { ImageSet } from "../../data/dataset";
 import { DataLoader } from "../../data/pipeline";
 import { loadCLIP } from "../../weights/clip-load";
 import { saveStateDict } from "../../weights/load";
-import { BackendChoice, initBackend } from "../../runtime/backend";
+import type { BackendChoice } from "../../runtime/backend";
 import { Rng } from "../../ground/rng";
 import { zeroShotAccuracy, zeroShotClassifier } from "../../evaluation/zeroshot";
 import { DEFAULT_TEMPLATE, IMAGENET_CLASSNAMES, IMAGENET_TEMPLATES } from "../../evaluation/imagenet-prompts";
-import { listCheckpoints } from "../../training/checkpoint";
 import { clampLogitScale, clipContrastiveLoss, flypPromptIds } from "../../training/flyp";
 import { train } from "../../training/trainer";
 import type { ProgressMode } from "../../ground/progress";
 import { forwardMacs, modelForwardMacs } from "../../model/flops";
 import { Run } from "../../runs/store";
 import { BestTracker } from "../best";
-import { cachedDataset, RunProgress } from "../experiment";
+import { cachedDataset, openRun, RunProgress } from "../experiment";
 import { resolveInput } from "../inputs";
 import { ClassNames, ClipExperimentConfig, EvalSet, Templates, validateClipConfig } from "./config";
 
@@ -127,15 +126,11 @@ function prepare(clip: CLIP, config: ClipExperimentConfig) {
 
 export async function runClipExperiment(input: ClipExperimentConfig, opts: ClipRunOptions = {}): Promise<ClipOutcome> {
   const config = validateClipConfig(input, `run config '${input?.name}'`);
-  const backend = await initBackend(opts.backend ? { prefer: opts.backend } : {});
-  const run = Run.open(config, { root: opts.root, force: opts.force });
-  const done = run.results<ClipOutcome["results"]>();
-  if (done && !opts.force) return { run, results: done, reused: true };
+  const opened = await openRun<ClipOutcome["results"]>(config, opts);
+  if (opened.done) return { run: opened.run, results: opened.done, reused: true };
+  const { run, resumeFrom } = opened;
 
   const { steps } = config.train;
-  const resumeFrom = listCheckpoints(run.checkpointDir).filter((c) => c.step <= steps).at(-1)?.step ?? 0;
-  run.keepMetrics((m) => typeof m.step !== "number" || (m.kind === "eval" ? m.step < resumeFrom : m.step <= resumeFrom));
-  run.writeRecord(config.seed, resumeFrom, { backendWhy: backend.reason });
 
   const trainSet = await cachedDataset(config.data.train);
   const testSet = await cachedDataset(config.data.test);

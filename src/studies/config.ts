@@ -34,17 +34,20 @@ export interface RetentionSpec extends KnnSpec {
   atBest?: boolean;
 }
 
+/** What a run trains and tests on (ViT and CLIP runs alike). */
+export interface DataConfig {
+  train: DatasetSpec;
+  test: DatasetSpec;
+  trainTransform: TransformSpec;
+  evalTransform: TransformSpec;
+  batchSize: number;
+  evalBatchSize?: number;
+}
+
 export interface ExperimentConfig {
   name: string;
   seed: number;
-  data: {
-    train: DatasetSpec;
-    test: DatasetSpec;
-    trainTransform: TransformSpec;
-    evalTransform: TransformSpec;
-    batchSize: number;
-    evalBatchSize?: number;
-  };
+  data: DataConfig;
   model: {
     /** A ViT size preset and/or ViT config fields. */
     preset?: VitPresetName;
@@ -123,6 +126,11 @@ export const trainCheck = fields<TrainConfig>({
   evalAt: opt(steps), checkpointEvery: opt(posInt), keepCheckpoints: opt(posInt), saveAt: opt(steps), logEvery: opt(posInt),
 });
 
+export const dataCheck = fields<DataConfig>({
+  train: req(datasetCheck), test: req(datasetCheck), trainTransform: req(transformCheck), evalTransform: req(transformCheck),
+  batchSize: req(posInt), evalBatchSize: opt(posInt),
+});
+
 const vitFields: Fields<ViTConfig> = {
   imageSize: req(posInt), patchSize: req(posInt), inChannels: req(posInt), width: req(posInt), depth: req(posInt), heads: req(posInt),
   mlpRatio: req(positive), qkvBias: req(bool), classToken: req(bool), lnEps: req(positive), act: req(oneOf("gelu", "quick_gelu")),
@@ -140,10 +148,7 @@ const retention = fields<RetentionSpec>({
 const experiment: Check = fields<ExperimentConfig>({
   name: req(str),
   seed: req(int),
-  data: req(fields<ExperimentConfig["data"]>({
-    train: req(datasetCheck), test: req(datasetCheck), trainTransform: req(transformCheck), evalTransform: req(transformCheck),
-    batchSize: req(posInt), evalBatchSize: opt(posInt),
-  })),
+  data: req(dataCheck),
   model: req(fields<ExperimentConfig["model"]>({ preset: opt(oneOf(...Object.keys(VIT_PRESETS))), vit: opt(vitPartial), init: opt(str) })),
   strategy: req(strategy),
   train: req(trainCheck),

@@ -6,11 +6,10 @@
 import type { LoraSpec, SelectiveLoraSpec } from "../../adapters/spec";
 import { CLIPArgs, CLIPPreset, CLIP_PRESETS } from "../../model/clip";
 import type { DatasetSpec } from "../../data/datasets";
-import type { TransformSpec } from "../../data/transforms";
 import type { TrainConfig } from "../../training/trainer";
-import type { ExperimentConfig } from "../config";
+import type { DataConfig, ExperimentConfig } from "../config";
 import { Check, ConfigError, anyOf, arrayOf, bool, fields, int, nonNegInt, num, oneOf, opt, posInt, positive, req, str, tagged } from "../schema";
-import { datasetCheck, trainCheck, transformCheck } from "../config";
+import { dataCheck, datasetCheck, trainCheck } from "../config";
 
 /** Class names in the prompts: the reference's ImageNet names, the dataset's own, or a list. */
 export type ClassNames = "imagenet" | "dataset" | string[];
@@ -39,14 +38,7 @@ export interface ClipExperimentConfig {
     /** The BPE merges file (default: the tokenizer's lookup). */
     bpe?: string;
   };
-  data: {
-    train: DatasetSpec;
-    test: DatasetSpec;
-    trainTransform: TransformSpec;
-    evalTransform: TransformSpec;
-    batchSize: number;
-    evalBatchSize?: number;
-  };
+  data: DataConfig;
   prompts: { classnames: ClassNames; templates: Templates };
   /** LoRA kinds adapt the image tower's linear layers; full fine-tuning trains both towers and the logit scale. */
   strategy: ClipStrategy;
@@ -82,10 +74,7 @@ const clip: Check = fields<ClipExperimentConfig>({
   name: req(str),
   seed: req(int),
   model: req(fields<ClipExperimentConfig["model"]>({ arch: req(anyOf(oneOf(...Object.keys(CLIP_PRESETS)), clipArgs)), init: req(str), bpe: opt(str) })),
-  data: req(fields<ClipExperimentConfig["data"]>({
-    train: req(datasetCheck), test: req(datasetCheck), trainTransform: req(transformCheck), evalTransform: req(transformCheck),
-    batchSize: req(posInt), evalBatchSize: opt(posInt),
-  })),
+  data: req(dataCheck),
   prompts: req(fields<ClipExperimentConfig["prompts"]>({ classnames: req(names), templates: req(templates) })),
   strategy: req(strategy),
   train: req(trainCheck),

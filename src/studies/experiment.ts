@@ -118,7 +118,11 @@ export async function createModel(c: ExperimentConfig["model"], seed: number): P
 }
 
 /** A run opened for training: its finished results, or the step it resumes from. */
-export type OpenedRun<R> = { run: Run; done: R } | { run: Run; done?: undefined; resumeFrom: number };
+export interface OpenedRun<R> {
+  run: Run;
+  done?: R;
+  resumeFrom: number;
+}
 
 /**
  * Opens a config's run in the store (the one resume protocol of ViT and CLIP runs): finished
@@ -132,7 +136,7 @@ export async function openRun<R>(
   const backend = await initBackend(opts.backend ? { prefer: opts.backend } : {});
   const run = Run.open(config, { root: opts.root, force: opts.force });
   const done = run.results<R>();
-  if (done && !opts.force) return { run, done };
+  if (done && !opts.force) return { run, done, resumeFrom: config.train.steps };
   const { steps } = config.train;
   const resumeFrom = listCheckpoints(run.checkpointDir).filter((c) => c.step <= steps).at(-1)?.step ?? 0;
   // Train lines up to the checkpoint stay; evaluations of that step are redone by the trainer.

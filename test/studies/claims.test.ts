@@ -9,6 +9,7 @@ import { sourceRetention, table1, table1Claims } from "../../src/studies/paper-a
 import { curveClaims } from "../../src/studies/paper-a/curve";
 import { targetsClaims, targetsTable } from "../../src/studies/paper-a/targets";
 import { lambdaTable, nearestShare } from "../../src/studies/paper-b/lambda";
+import { lambdasFor } from "../../src/studies/paper-b/recipe";
 import type { CurveRow } from "../../src/studies/forgetting";
 
 /** One finished run of a method (fractions, as sweeps give them). */
@@ -105,7 +106,7 @@ test("targets: per target and method, claims on each target", () => {
 test("the lambda sweep: means per lambda, and the run nearest 5% active", () => {
   const sel = (lambda: number, seed: number, share: number) => ({ ...run("Selective LoRA r=8", seed, 0.6, 0.65), family: "selective", lambda, active_share: share, macs: 10, macs_base: 10, macs_unmerged: 12 });
   const rows = [
-    { ...run("LoRA r=8", 0, 0.62, 0.64), family: "reference", macs: 10, macs_base: 10, macs_unmerged: 12 },
+    { ...run("LoRA r=8", 0, 0.62, 0.64), family: "reference", lambda: null, macs: 10, macs_base: 10, macs_unmerged: 12 },
     sel(0, 0, 1), sel(0, 1, 1), sel(0.2, 0, 0.125), sel(0.2, 1, 0.0417), sel(0.3, 0, 0), sel(0.3, 1, 0),
   ];
   const t = lambdaTable(rows);
@@ -114,4 +115,16 @@ test("the lambda sweep: means per lambda, and the run nearest 5% active", () => 
   const near = nearestShare(t, 0.05);
   assert.equal(near.selective!.lambda, 0.2, "a mean of 8.33% at 0.2 is nearer 5% than 0% at 0.3");
   assert.equal(near.lora!.method, "LoRA r=8");
+  // Every gate closed is linear probing, not a small share: 100% is then the nearest candidate.
+  const ends = lambdaTable(rows.filter((r) => r.lambda !== 0.2));
+  assert.equal(nearestShare(ends, 0.05).selective!.lambda, 0, "0% active (lambda 0.3) is not a candidate");
+  assert.equal(nearestShare(lambdaTable(rows.filter((r) => r.lambda === 0.3)), 0.05).selective, undefined);
+});
+
+test("the smoke preset thins the lambda grid to its ends and middle; the others run it all", () => {
+  const grid = [0, 0.1, 0.15, 0.2, 0.21, 0.22, 0.23, 0.24, 0.25, 0.3];
+  assert.deepEqual(lambdasFor("smoke", grid), [0, 0.22, 0.3]);
+  assert.deepEqual(lambdasFor("laptop", grid), grid);
+  assert.deepEqual(lambdasFor("smoke", [0.1, 0.3]), [0.1, 0.3]);
+  assert.throws(() => lambdasFor("laptop", []), /lambdas: give at least one/);
 });

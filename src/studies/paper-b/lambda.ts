@@ -62,14 +62,19 @@ export function lambdaRuns(rows: Rows): SweepRow[] {
     }));
 }
 
-/** The selective lambda whose mean active share is nearest `share` (a fraction), and plain LoRA. */
-export function nearestShare(table: readonly LambdaRow[], share = 0.05): { selective?: LambdaRow; lora?: LambdaRow; all?: LambdaRow } {
-  const sel = table.filter((r) => r.lambda !== null && Number.isFinite(r.active_share));
+/**
+ * The selective lambda whose mean active share is nearest `share` (a fraction), and the reference
+ * rows. A lambda that closed every gate is not a candidate: with no block open the run is linear
+ * probing (the head alone), which says nothing about how few blocks suffice.
+ */
+export function nearestShare(table: readonly LambdaRow[], share = 0.05): { selective?: LambdaRow; lora?: LambdaRow; all?: LambdaRow; linear?: LambdaRow } {
+  const sel = table.filter((r) => r.lambda !== null && Number.isFinite(r.active_share) && r.active_share > 0);
   const selective = [...sel].sort((a, b) => Math.abs(a.active_share - 100 * share) - Math.abs(b.active_share - 100 * share) || (a.lambda ?? 0) - (b.lambda ?? 0))[0];
-  return { selective, lora: table.find((r) => r.lambda === null && r.method.startsWith("LoRA")), all: table.find((r) => r.method === "All") };
+  const ref = (m: string) => table.find((r) => r.lambda === null && r.method.startsWith(m));
+  return { selective, lora: ref("LoRA"), all: ref("All"), linear: ref("Linear") };
 }
 
-const COLORS = { sel: "#b279a2", lora: "#4c78a8", all: "#e45756" };
+const COLORS = { sel: "#b279a2", lora: "#4c78a8", all: "#e45756", linear: "#888888" };
 
 /** Active share against lambda (left); target accuracy and retention against active share (right). */
 export function lambdaFigure(table: readonly LambdaRow[]): Figure {
@@ -95,10 +100,13 @@ export function lambdaFigure(table: readonly LambdaRow[]): Figure {
     },
   ];
   for (const r of refs) {
-    const color = r.method === "All" ? COLORS.all : COLORS.lora;
+    // Linear probing opens no block (0%); full fine-tuning and plain LoRA train every one (100%).
+    const linear = r.method === "Linear";
+    const color = linear ? COLORS.linear : r.method === "All" ? COLORS.all : COLORS.lora;
+    const x = [linear ? 0 : 100];
     data.push(
-      { type: "scatter", mode: "markers", name: `${r.method}: target top-1`, xaxis: "x2", yaxis: "y2", x: [100], y: [r.target_top1_best], marker: { color, symbol: "circle-open", size: 12, line: { width: 2 } } },
-      { type: "scatter", mode: "markers", name: `${r.method}: retention`, xaxis: "x2", yaxis: "y2", x: [100], y: [r.retention_knn20], marker: { color, symbol: "square-open", size: 12, line: { width: 2 } } },
+      { type: "scatter", mode: "markers", name: `${r.method}: target top-1`, xaxis: "x2", yaxis: "y2", x, y: [r.target_top1_best], marker: { color, symbol: "circle-open", size: 12, line: { width: 2 } } },
+      { type: "scatter", mode: "markers", name: `${r.method}: retention`, xaxis: "x2", yaxis: "y2", x, y: [r.retention_knn20], marker: { color, symbol: "square-open", size: 12, line: { width: 2 } } },
     );
   }
   return {
@@ -189,10 +197,10 @@ const f2 = (x: number | undefined, s?: number) => (x === undefined || !Number.is
 
 /** Paper B's claims on the DINO path, computed from the sweep (the paper's numbers are CLIP's). */
 export function lambdaClaims(table: readonly LambdaRow[], rows: Rows, byRank: ReturnType<typeof macsByRank>): Claim[] {
-  const { selective: s, lora, all } = nearestShare(table);
+  const { selective: s, lora, all, linear } = nearestShare(table);
   const out: Claim[] = [];
   out.push(claim(
-    "About 5% of active blocks suffice: the run nearest 5% active reaches plain LoRA's target accuracy (within 1 point)",
+    "About 5% of active blocks suffice: the run nearest 5% active (at least one block open) reaches plain LoRA's target accuracy (within 1 point)",
     "6.25% of blocks active on CLIP ViT-B/16 (\"as few as 5%\")",
     s && lora ? `lambda ${s.lambda}: ${f2(s.active_share)}% active, target ${f2(s.target_top1_best, s.target_top1_best_std)} vs LoRA ${f2(lora.target_top1_best, lora.target_top1_best_std)}` : "n/a",
     s && lora ? s.target_top1_best >= lora.target_top1_best - 1 : undefined,
@@ -208,6 +216,12 @@ export function lambdaClaims(table: readonly LambdaRow[], rows: Rows, byRank: Re
     "full fine-tuning (FLYP) loses 16.24% (CLIP)",
     s && all ? `${f2(s.retention_knn20, s.retention_knn20_std)} vs All ${f2(all.retention_knn20, all.retention_knn20_std)}` : "n/a",
     s && all ? s.retention_knn20 > all.retention_knn20 : undefined,
+  ));
+  out.push(claim(
+    "The open blocks do the adapting: the run nearest 5% active beats linear probing (no block open) on the target",
+    "(implied: selective LoRA's accuracy comes from its open blocks)",
+    s && linear ? `${f2(s.target_top1_best, s.target_top1_best_std)} vs Linear ${f2(linear.target_top1_best, linear.target_top1_best_std)} (LoRA ${lora ? f2(lora.target_top1_best) : "n/a"})` : "n/a",
+    s && linear ? s.target_top1_best > linear.target_top1_best : undefined,
   ));
   const sel = finished(rows).filter((r) => r.family === "selective");
   const equal = sel.filter((r) => val(r, "macs") === val(r, "macs_base")).length;

@@ -28,15 +28,20 @@ export interface SelectiveOptions {
 
 const defaults = (o: SelectiveOptions) => ({ rank: o.rank ?? 8, targets: [...(o.targets ?? ALL_LINEARS)], penaltyStart: o.penaltyStart ?? 0.2 });
 
-/** The reference rows: full fine-tuning and plain LoRA at the same rank and placement. */
+/**
+ * The reference rows: full fine-tuning, plain LoRA at the same rank and placement, and linear
+ * probing (what selective LoRA becomes when every gate closes). All and Linear are 02's rows.
+ */
 export function referenceVariants(preset: Preset, seeds: readonly number[], o: SelectiveOptions = {}): Variant[] {
   const d = defaults(o);
   return seeds.flatMap((seed) => {
     const all = paperA.variant(preset, "All", seed, { target: o.target });
+    const linear = paperA.variant(preset, "Linear", seed, { target: o.target });
     const lora = paperA.variant(preset, "LoRA r=8", seed, { target: o.target });
     const strategy = { ...(lora.strategy as LoraSpec), rank: d.rank, targets: d.targets };
     return [
       { ...all, tags: { ...all.tags, family: "reference" } },
+      { ...linear, tags: { ...linear.tags, family: "reference" } },
       { ...lora, name: String(lora.name).replace(/^a-/, "b-").replace(/-lora-r-8$/, `-lora-r${d.rank}-all-linears`), tags: { ...lora.tags, method: `LoRA r=${d.rank}`, family: "reference", rank: d.rank }, strategy },
     ];
   });
@@ -65,10 +70,17 @@ export interface Study {
   variants: Variant[];
 }
 
-/** The lambda sweep with its two reference rows. */
+/** The smoke preset runs the grid's two ends and its middle (every code path); the others run all given. */
+export function lambdasFor(preset: Preset, lambdas: readonly number[]): number[] {
+  if (lambdas.length === 0) throw new Error("lambdas: give at least one penalty weight");
+  if (preset !== "smoke" || lambdas.length <= 3) return [...lambdas];
+  return [lambdas[0], lambdas[Math.floor(lambdas.length / 2)], lambdas[lambdas.length - 1]];
+}
+
+/** The lambda sweep with its three reference rows. */
 export function lambdaStudy(preset: Preset, o: SelectiveOptions & { lambdas?: readonly number[]; seeds?: readonly number[] } = {}): Study {
   const seeds = paperA.seedsFor(preset, o.seeds ?? [0, 1]);
-  const lambdas = o.lambdas ?? [0, 0.1, 0.15, 0.2, 0.25, 0.3];
+  const lambdas = lambdasFor(preset, o.lambdas ?? [0, 0.1, 0.15, 0.2, 0.21, 0.22, 0.23, 0.24, 0.25, 0.3]);
   return {
     base: paperA.recipe(preset, { target: o.target }),
     variants: [...referenceVariants(preset, seeds, o), ...lambdas.flatMap((lambda) => seeds.map((s) => selectiveVariant(preset, lambda, s, o)))],

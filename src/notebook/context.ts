@@ -142,15 +142,18 @@ export class NotebookContext {
 
   /**
    * Writes `<name>.csv` and `<name>.md` to `dir` and shows the table: markdown headless (GitHub),
-   * HTML live, each with a fixed-width text form (what an untrusted notebook shows).
+   * HTML live, each with a fixed-width text form (what an untrusted notebook shows). `readme`
+   * marks it for the README's Results section (`study results`), beside any table with `paper_*`
+   * columns.
    */
-  table(name: string, t: TableLike, opts: TableOptions & { show?: boolean } = {}): void {
+  table(name: string, t: TableLike, opts: TableOptions & { show?: boolean; readme?: boolean } = {}): void {
     checkName("table", name);
     const txt = tableText(toTable(t, name), opts);
     const files = this.tableFiles(name);
     writeFileAtomic(files.csv, txt.csv);
     writeFileAtomic(files.md, txt.markdown);
-    if (opts.show ?? true) this.sink().bundle(this.headless ? { "text/markdown": txt.markdown, "text/plain": txt.plain } : { "text/html": txt.html, "text/plain": txt.plain });
+    const meta = opts.readme ? { study: { table: name, readme: true } } : undefined;
+    if (opts.show ?? true) this.sink().bundle(this.headless ? { "text/markdown": txt.markdown, "text/plain": txt.plain } : { "text/html": txt.html, "text/plain": txt.plain }, meta);
   }
 
   /**

@@ -11,7 +11,7 @@ import { arquero, Row } from "../../plotting/table";
 export const BEGIN = "<!-- results: written by `npm run study -- results --write`; edit the notebooks, not this -->";
 export const END = "<!-- results: end -->";
 
-type Cell = { cell_type: string; source: string | string[]; outputs?: { metadata?: { study?: { skip?: string } } }[] };
+type Cell = { cell_type: string; source: string | string[]; outputs?: { metadata?: { study?: { skip?: string; table?: string; readme?: boolean } } }[] };
 interface ExecutedNotebook {
   cells: Cell[];
   metadata: { study?: { parameters?: Record<string, unknown> } };
@@ -53,7 +53,9 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
 
   const params = nb.metadata.study?.parameters ?? {};
   const facts = Object.entries(params).map(([k, v]) => `${k} ${JSON.stringify(v).replace(/^"|"$/g, "")}`);
-  const skip = nb.cells.flatMap((c) => c.outputs ?? []).map((o) => o.metadata?.study?.skip).find((s) => s);
+  const outputs = nb.cells.flatMap((c) => c.outputs ?? []);
+  const skip = outputs.map((o) => o.metadata?.study?.skip).find((s) => s);
+  const marked = new Set(outputs.filter((o) => o.metadata?.study?.readme).map((o) => `${o.metadata?.study?.table}.csv`));
   // The reason's first line; the executed notebook shows the rest (e.g. each missing input).
   if (skip) return [...lines, `${facts.join(" · ")}: skipped here: ${skip.replace(/:$/, "")} (see the notebook).`, ""].join("\n");
 
@@ -77,7 +79,7 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
         : `${holds("holds")} of ${claims.length} claims hold here`,
     );
     lines.push(facts.join(" · "), "");
-    for (const t of paperTables(dir)) lines.push(t, "");
+    for (const t of summaryTables(dir, marked)) lines.push(t, "");
     for (const png of fs.readdirSync(dir).filter((f) => f.endsWith(".png")).sort()) lines.push(`![${png.replace(/\.png$/, "")}](${rel(path.join(dir, png))})`, "");
     lines.push(
       mdTable(
@@ -105,10 +107,11 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
 }
 
 /**
- * Tables that set ours beside the paper's (a CSV with `paper_*` columns, e.g. table1.csv): its
- * columns without their `_std` companions, each shown as `mean ± std` where one exists.
+ * The tables the section shows: those that set ours beside the paper's (a CSV with `paper_*`
+ * columns, e.g. table1.csv) and those the notebook marked (`nb.table(name, t, { readme: true })`);
+ * their columns without the `_std` companions, each shown as `mean ± std` where one exists.
  */
-function paperTables(dir: string): string[] {
+function summaryTables(dir: string, marked: ReadonlySet<string>): string[] {
   return fs
     .readdirSync(dir)
     .filter((f) => f.endsWith(".csv") && f !== "claims.csv")
@@ -116,12 +119,13 @@ function paperTables(dir: string): string[] {
     .flatMap((f) => {
       const rows = readCsv(path.join(dir, f));
       const cols = rows.length ? Object.keys(rows[0]) : [];
-      if (!cols.some((c) => c.startsWith("paper_"))) return [];
+      if (!marked.has(f) && !cols.some((c) => c.startsWith("paper_"))) return [];
       const shown = cols.filter((c) => !c.endsWith("_std") && c !== "seeds");
-      const isNum = (v: unknown) => v !== "" && v !== undefined && Number.isFinite(Number(v));
+      const isNum = (v: unknown) => v !== "" && v !== undefined && v !== null && Number.isFinite(Number(v));
       // A column of integers (counts) as it is; other numbers with two decimals.
       const counts = new Set(cols.filter((c) => rows.every((r) => !isNum(r[c]) || Number.isInteger(Number(r[c])))));
-      const num = (v: unknown, c: string) => (!isNum(v) || counts.has(c) ? String(v ?? "") : Number(v).toFixed(2));
+      // NaN: not defined for that row (e.g. the active share of full fine-tuning): left blank.
+      const num = (v: unknown, c: string) => (v === "NaN" ? "" : !isNum(v) || counts.has(c) ? String(v ?? "") : Number(v).toFixed(2));
       const cell = (r: Row, c: string) => (cols.includes(`${c}_std`) && Number(r.seeds) > 1 ? `${num(r[c], c)} ± ${num(r[`${c}_std`], `${c}_std`)}` : num(r[c], c));
       const table = rows.map((r) => Object.fromEntries(shown.map((c) => [c, cell(r, c)])));
       return [`\`${f}\`${rows.some((r) => Number(r.seeds) > 1) ? " (mean ± sample std over seeds)" : ""}:\n\n${mdTable(table, shown.map((c) => ({ key: c, title: c })))}`];

@@ -2,9 +2,8 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import sharp from "sharp";
 import { tempDir } from "../support/fixtures";
-import { toyImages } from "../support/linear-model";
+import { writeToyTree } from "../support/tiny-study";
 import type { ExperimentConfig } from "../../src/studies/config";
 import { runExperiment } from "../../src/studies/experiment";
 import { resultsTable } from "../../src/runs/tables";
@@ -15,18 +14,6 @@ import { parseDatasetArg } from "../../src/cli/commands/dataset-args";
 const dir = tempDir("experiment-test");
 process.env.STUDY_DATA_DIR = path.join(dir, "data");
 const runs = path.join(dir, "runs");
-
-async function writeTree(root: string) {
-  const S = 8;
-  for (const [split, n, seed] of [["train", 24, 1], ["test", 12, 2]] as const) {
-    const { pixels, labels } = toyImages(n, S, 3, seed);
-    for (let i = 0; i < n; i++) {
-      const f = path.join(root, split, `c${labels[i]}`, `${String(i).padStart(3, "0")}.png`);
-      fs.mkdirSync(path.dirname(f), { recursive: true });
-      await sharp(Buffer.from(pixels.subarray(i * S * S * 3, (i + 1) * S * S * 3)), { raw: { width: S, height: S, channels: 3 } }).png().toFile(f);
-    }
-  }
-}
 
 const norm = { mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
 const config = (root: string, strategy: ExperimentConfig["strategy"]): ExperimentConfig => ({
@@ -43,7 +30,7 @@ const config = (root: string, strategy: ExperimentConfig["strategy"]): Experimen
 
 test("a config runs end to end into the run store, is reused on rerun, and loads into a table", async () => {
   const root = path.join(dir, "tree");
-  await writeTree(root);
+  await writeToyTree(root);
   const cfg = config(root, { kind: "full" });
   const first = await runExperiment(cfg, { root: runs, backend: "cpu" });
   assert.equal(first.reused, false);

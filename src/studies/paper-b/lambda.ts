@@ -21,9 +21,12 @@ export interface LambdaRow {
   seeds: number;
   active_share: number;
   active_share_std: number;
+  /** Best on test (the official code's selection): a checkpoint from before the penalty closed gates, often. */
   target_top1_best: number;
   target_top1_best_std: number;
+  /** At the last step: the model whose gates active_share counts, so the one the claims compare. */
   target_top1_last: number;
+  target_top1_last_std: number;
   retention_knn20: number;
   retention_knn20_std: number;
   retention_knn20_best: number;
@@ -43,7 +46,7 @@ export function lambdaTable(rows: Rows): LambdaRow[] {
       method: String(key.method), lambda: typeof key.lambda === "number" ? key.lambda : null, seeds: rs.length,
       active_share: round(mean(pct(rs, "active_share"))), active_share_std: round(std(pct(rs, "active_share"))),
       target_top1_best: round(mean(pct(rs, "target_top1_best"))), target_top1_best_std: round(std(pct(rs, "target_top1_best"))),
-      target_top1_last: round(mean(pct(rs, "target_top1_last"))),
+      target_top1_last: round(mean(pct(rs, "target_top1_last"))), target_top1_last_std: round(std(pct(rs, "target_top1_last"))),
       retention_knn20: round(mean(pct(rs, "retention_knn20"))), retention_knn20_std: round(std(pct(rs, "retention_knn20"))),
       retention_knn20_best: round(mean(pct(rs, "retention_knn20_best"))),
       macs: mean(rs.map((r) => val(r, "macs"))), macs_unmerged: mean(rs.map((r) => val(r, "macs_unmerged"))), macs_base: mean(rs.map((r) => val(r, "macs_base"))),
@@ -56,7 +59,9 @@ export function lambdaRuns(rows: Rows): SweepRow[] {
   return finished(rows)
     .filter((r) => r.family === "selective")
     .map((r) => ({
-      lambda: r.lambda, seed: r.seed, active_share: val(r, "active_share"), target_top1: val(r, "target_top1_best"), target_top1_last: val(r, "target_top1_last"),
+      lambda: r.lambda, seed: r.seed, active_share: val(r, "active_share"),
+      // target_top1 is the last step's: the model whose gates active_share counts.
+      target_top1: val(r, "target_top1_last"), target_top1_best: val(r, "target_top1_best"),
       retention_knn20: val(r, "retention_knn20"), retention_knn20_best: val(r, "retention_knn20_best"), macs: val(r, "macs"), macs_unmerged: val(r, "macs_unmerged"),
       macs_base: val(r, "macs_base"), active_sites: r.active_sites, id: r.id,
     }));
@@ -91,7 +96,7 @@ export function lambdaFigure(table: readonly LambdaRow[]): Figure {
       text: sel.map((r) => `lambda ${r.lambda}`),
     },
     {
-      type: "scatter", mode: "lines+markers", name: "selective: target top-1", xaxis: "x2", yaxis: "y2", x: sel.map((r) => r.active_share), y: sel.map((r) => r.target_top1_best),
+      type: "scatter", mode: "lines+markers", name: "selective: target top-1", xaxis: "x2", yaxis: "y2", x: sel.map((r) => r.active_share), y: sel.map((r) => r.target_top1_last),
       line: { color: COLORS.sel }, marker: { symbol: "circle", size: 8 }, text: sel.map((r) => `lambda ${r.lambda}`),
     },
     {
@@ -105,7 +110,7 @@ export function lambdaFigure(table: readonly LambdaRow[]): Figure {
     const color = linear ? COLORS.linear : r.method === "All" ? COLORS.all : COLORS.lora;
     const x = [linear ? 0 : 100];
     data.push(
-      { type: "scatter", mode: "markers", name: `${r.method}: target top-1`, xaxis: "x2", yaxis: "y2", x, y: [r.target_top1_best], marker: { color, symbol: "circle-open", size: 12, line: { width: 2 } } },
+      { type: "scatter", mode: "markers", name: `${r.method}: target top-1`, xaxis: "x2", yaxis: "y2", x, y: [r.target_top1_last], marker: { color, symbol: "circle-open", size: 12, line: { width: 2 } } },
       { type: "scatter", mode: "markers", name: `${r.method}: retention`, xaxis: "x2", yaxis: "y2", x, y: [r.retention_knn20], marker: { color, symbol: "square-open", size: 12, line: { width: 2 } } },
     );
   }
@@ -202,8 +207,8 @@ export function lambdaClaims(table: readonly LambdaRow[], rows: Rows, byRank: Re
   out.push(claim(
     "About 5% of active blocks suffice: the run nearest 5% active (at least one block open) reaches plain LoRA's target accuracy (within 1 point)",
     "6.25% of blocks active on CLIP ViT-B/16 (\"as few as 5%\")",
-    s && lora ? `lambda ${s.lambda}: ${f2(s.active_share)}% active, target ${f2(s.target_top1_best, s.target_top1_best_std)} vs LoRA ${f2(lora.target_top1_best, lora.target_top1_best_std)}` : "n/a",
-    s && lora ? s.target_top1_best >= lora.target_top1_best - 1 : undefined,
+    s && lora ? `lambda ${s.lambda}: ${f2(s.active_share)}% active, target ${f2(s.target_top1_last, s.target_top1_last_std)} vs LoRA ${f2(lora.target_top1_last, lora.target_top1_last_std)} (last step)` : "n/a",
+    s && lora ? s.target_top1_last >= lora.target_top1_last - 1 : undefined,
   ));
   out.push(claim(
     "Selective LoRA forgets less than plain LoRA (retention of the run nearest 5% active)",
@@ -220,8 +225,8 @@ export function lambdaClaims(table: readonly LambdaRow[], rows: Rows, byRank: Re
   out.push(claim(
     "The open blocks do the adapting: the run nearest 5% active beats linear probing (no block open) on the target",
     "(implied: selective LoRA's accuracy comes from its open blocks)",
-    s && linear ? `${f2(s.target_top1_best, s.target_top1_best_std)} vs Linear ${f2(linear.target_top1_best, linear.target_top1_best_std)} (LoRA ${lora ? f2(lora.target_top1_best) : "n/a"})` : "n/a",
-    s && linear ? s.target_top1_best > linear.target_top1_best : undefined,
+    s && linear ? `${f2(s.target_top1_last, s.target_top1_last_std)} vs Linear ${f2(linear.target_top1_last, linear.target_top1_last_std)} (LoRA ${lora ? f2(lora.target_top1_last) : "n/a"}; last step)` : "n/a",
+    s && linear ? s.target_top1_last > linear.target_top1_last : undefined,
   ));
   const sel = finished(rows).filter((r) => r.family === "selective");
   const equal = sel.filter((r) => val(r, "macs") === val(r, "macs_base")).length;

@@ -136,8 +136,8 @@ export async function openRun<R>(
   const backend = await initBackend(opts.backend ? { prefer: opts.backend } : {});
   const run = Run.open(config, { root: opts.root, force: opts.force });
   const done = run.results<R>();
-  if (done && !opts.force) return { run, done, resumeFrom: config.train.steps };
   const { steps } = config.train;
+  if (done && !opts.force) return { run, done, resumeFrom: steps };
   const resumeFrom = listCheckpoints(run.checkpointDir).filter((c) => c.step <= steps).at(-1)?.step ?? 0;
   // Train lines up to the checkpoint stay; evaluations of that step are redone by the trainer.
   run.keepMetrics((m) => typeof m.step !== "number" || (m.kind === "eval" ? m.step < resumeFrom : m.step <= resumeFrom));

@@ -17,7 +17,6 @@ interface ExecutedNotebook {
   metadata: { study?: { parameters?: Record<string, unknown> } };
 }
 
-
 const text = (s: string | string[]) => (Array.isArray(s) ? s.join("") : s);
 const cellText = (v: unknown) => (v === null || v === undefined ? "" : String(v)).replace(/\|/g, "\\|").replace(/\n/g, " ");
 
@@ -159,10 +158,15 @@ export function withResults(readme: string, section: string, file = "README.md")
   return `${readme.slice(0, a + BEGIN.length)}\n${section}\n${readme.slice(b)}`;
 }
 
+/** `file` as it is and with its Results section computed from `figures`. */
+function readmeWithResults(file: string, figures: string): { before: string; after: string } {
+  const before = fs.readFileSync(file, "utf8");
+  return { before, after: withResults(before, resultsMarkdown(figures, path.dirname(file)), file) };
+}
+
 /** Rewrites `file`'s Results section from `figures` (atomically, only when it changed); true when it did. */
 export function writeResults(file: string, figures = path.join(REPO_ROOT, "figures")): boolean {
-  const before = fs.readFileSync(file, "utf8");
-  const after = withResults(before, resultsMarkdown(figures, path.dirname(file)), file);
+  const { before, after } = readmeWithResults(file, figures);
   if (after !== before) writeFileAtomic(file, after);
   return after !== before;
 }
@@ -186,8 +190,8 @@ export const command: Command = {
     const file = path.resolve(target);
     if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
     if (check) {
-      const before = fs.readFileSync(file, "utf8");
-      if (withResults(before, resultsMarkdown(figures, path.dirname(file)), file) === before) return 0;
+      const { before, after } = readmeWithResults(file, figures);
+      if (after === before) return 0;
       console.error(`${file}: the Results section differs from the figures; run \`npm run study -- results --write ${target}\``);
       return 1;
     }

@@ -45,8 +45,8 @@ export interface SaveAdapterOptions {
   includeHead?: boolean;
 }
 
-function hostTensor(v: tf.Tensor): F32Tensor {
-  return { shape: [...v.shape], data: v.dataSync() as Float32Array };
+async function hostTensor(v: tf.Tensor): Promise<F32Tensor> {
+  return { shape: [...v.shape], data: (await v.data()) as Float32Array };
 }
 
 function scoreOf(l: LoraLayer): tf.Variable | undefined {
@@ -70,21 +70,21 @@ export function peftConfig(adapter: LoraAdapter, naming: AdapterNaming = "hf"): 
   };
 }
 
-/** The adapter's tensors under file keys (and the head when asked). */
-export function adapterStateDict(adapter: LoraAdapter, opts: SaveAdapterOptions = {}): Map<string, F32Tensor> {
+/** The adapter's tensors under file keys (and the head when asked), read back from the backend. */
+export async function adapterStateDict(adapter: LoraAdapter, opts: SaveAdapterOptions = {}): Promise<Map<string, F32Tensor>> {
   const naming = opts.naming ?? "hf";
   const out = new Map<string, F32Tensor>();
   for (const l of adapter.layers) {
     const k = layerKeys(l, naming);
-    out.set(k.A, hostTensor(l.A));
-    out.set(k.B, hostTensor(l.B));
+    out.set(k.A, await hostTensor(l.A));
+    out.set(k.B, await hostTensor(l.B));
     const s = scoreOf(l);
-    if (s) out.set(k.score, { shape: [1], data: Float32Array.from(s.dataSync()) });
+    if (s) out.set(k.score, { shape: [1], data: Float32Array.from(await s.data()) });
   }
   if (opts.includeHead) {
     for (const p of ["weight", "bias"]) {
       const v = adapter.model.params.get(`head.${p}`);
-      if (v) out.set(`${PEFT_PREFIX}${moduleName("head", naming)}.${p}`, hostTensor(v));
+      if (v) out.set(`${PEFT_PREFIX}${moduleName("head", naming)}.${p}`, await hostTensor(v));
     }
   }
   return out;
@@ -158,8 +158,8 @@ function metadata(adapter: LoraAdapter, naming: AdapterNaming): Record<string, s
 }
 
 /** The adapter as safetensors bytes. */
-export function encodeAdapter(adapter: LoraAdapter, opts: SaveAdapterOptions = {}): Buffer {
-  return encodeSafetensors(adapterStateDict(adapter, opts), metadata(adapter, opts.naming ?? "hf"));
+export async function encodeAdapter(adapter: LoraAdapter, opts: SaveAdapterOptions = {}): Promise<Buffer> {
+  return encodeSafetensors(await adapterStateDict(adapter, opts), metadata(adapter, opts.naming ?? "hf"));
 }
 
 export function decodeAdapterInto(adapter: LoraAdapter, bytes: Uint8Array, opts: LoadAdapterOptions = {}): void {
@@ -168,7 +168,7 @@ export function decodeAdapterInto(adapter: LoraAdapter, bytes: Uint8Array, opts:
 
 /** Writes `file` (e.g. `adapter_model.safetensors`) atomically. */
 export async function saveAdapter(file: string, adapter: LoraAdapter, opts: SaveAdapterOptions = {}): Promise<void> {
-  await writeSafetensors(file, adapterStateDict(adapter, opts), metadata(adapter, opts.naming ?? "hf"));
+  await writeSafetensors(file, await adapterStateDict(adapter, opts), metadata(adapter, opts.naming ?? "hf"));
 }
 
 export async function loadAdapter(file: string, adapter: LoraAdapter, opts: LoadAdapterOptions = {}): Promise<void> {

@@ -56,8 +56,8 @@ export class LoraLayer implements LinearHook {
   /** A disabled layer adds nothing (peft `disable_adapter`). */
   enabled = true;
   private readonly rng: Rng;
-  /** Gate value folded in by merge(), so unmerge() subtracts exactly what was added. */
-  private mergedGate = 1;
+  /** The gate merge() folded into W (null: none, plain LoRA), so that unmerge() takes out the same update. */
+  private mergedGate: tf.Scalar | null = null;
 
   constructor(
     readonly model: ViT,
@@ -93,14 +93,12 @@ export class LoraLayer implements LinearHook {
     return [this.A, this.B];
   }
 
-  /** Factor on the update in the forward pass: 1 for plain LoRA (selective LoRA overrides it). */
+  /**
+   * Factor on the update in the forward pass and when merging: null (1) for plain LoRA; selective
+   * LoRA's hard gate, 0 or 1. It stays on the device: webgpu in Node cannot read a tensor synchronously.
+   */
   protected gate(): tf.Scalar | null {
     return null;
-  }
-
-  /** Hard value of the gate (0 or 1) used when merging. */
-  gateValue(): number {
-    return 1;
   }
 
   /** The site's update for input x: scale * gate * (dropout(x) A^T) B^T. x: [M,in] -> [M,out_site]. */
@@ -129,9 +127,10 @@ export class LoraLayer implements LinearHook {
    * The update of the frozen weight, scale * gate * B A, in the layer's layout: [linearOut,in],
    * zero outside the site's rows. `sliceOnly` gives just the site's [out_site,in].
    */
-  deltaWeight(sliceOnly = false, gate = this.gateValue()): tf.Tensor2D {
+  deltaWeight(sliceOnly = false, gate: tf.Scalar | null = this.gate()): tf.Tensor2D {
     return tf.tidy(() => {
-      const d = tf.mul<tf.Tensor2D>(tf.matMul(this.B, this.A), this.scale * gate); // [out_site,in]
+      const scaled = tf.mul<tf.Tensor2D>(tf.matMul(this.B, this.A), this.scale); // [out_site,in]
+      const d = gate ? tf.mul<tf.Tensor2D>(scaled, gate) : scaled; // [out_site,in]
       if (sliceOnly) return d;
       // transpose trick: pad rows of [out_site,in] as if they were columns of a [in,out_site] matrix
       return this.toLinearRows(d.transpose() as tf.Tensor2D).transpose() as tf.Tensor2D; // [linearOut,in]
@@ -142,12 +141,16 @@ export class LoraLayer implements LinearHook {
     return this.model.p(`${this.site.linear}.weight`);
   }
 
-  /** W += deltaWeight(). The hook stops adding its update. A closed gate (selective LoRA) leaves W untouched. */
+  /**
+   * W += deltaWeight(). The hook stops adding its update. A closed gate (selective LoRA) adds
+   * 0 * update, which leaves W bit for bit as it was (for a finite update).
+   */
   merge(): void {
     if (this.merged) return;
-    this.mergedGate = this.gateValue();
+    const gate = this.gate();
+    this.mergedGate = gate ? tf.keep(gate) : null;
     const W = this.weight();
-    if (this.mergedGate !== 0) tf.tidy(() => W.assign(tf.add(W, this.deltaWeight(false, this.mergedGate))));
+    tf.tidy(() => W.assign(tf.add(W, this.deltaWeight(false, this.mergedGate))));
     this.merged = true;
   }
 
@@ -158,13 +161,17 @@ export class LoraLayer implements LinearHook {
   unmerge(): void {
     if (!this.merged) return;
     const W = this.weight();
-    if (this.mergedGate !== 0) tf.tidy(() => W.assign(tf.sub(W, this.deltaWeight(false, this.mergedGate))));
+    tf.tidy(() => W.assign(tf.sub(W, this.deltaWeight(false, this.mergedGate))));
+    this.mergedGate?.dispose();
+    this.mergedGate = null;
     this.merged = false;
   }
 
   /** Detaches the hook and disposes this layer's variables (merged updates stay in W). */
   detach(): void {
     this.model.removeHook(this.site.linear, this);
+    this.mergedGate?.dispose();
+    this.mergedGate = null;
     for (const which of ["lora_A", "lora_B", ...this.extraKeys()]) {
       const k = this.key(which);
       this.model.adapterParams.get(k)?.dispose();

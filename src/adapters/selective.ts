@@ -47,14 +47,14 @@ export class SelectiveLoraLayer extends LoraLayer {
   protected override gate(): tf.Scalar {
     return straightThroughGate(this.score as tf.Scalar, this.tau);
   }
+}
 
-  override gateValue(): number {
-    return this.score.dataSync()[0] >= this.tau ? 1 : 0;
-  }
-
-  get active(): boolean {
-    return this.gateValue() === 1;
-  }
+/** Where the gates stand: scores in layer order, the open blocks' names, their share of all blocks. */
+export interface GateReport {
+  scores: number[];
+  active: string[];
+  /** Share of blocks with s >= tau, in [0,1]. */
+  share: number;
 }
 
 export interface PenaltyOptions {
@@ -85,20 +85,18 @@ export class SelectiveLoraAdapter extends LoraAdapter<SelectiveLoraLayer> {
     return this.layers.map((l) => l.score);
   }
 
-  /** Current scores (reads them back). */
-  scores(): number[] {
-    return this.layers.map((l) => l.score.dataSync()[0]);
-  }
-
-  /** Names of the blocks whose gate is open. */
-  activeBlocks(): string[] {
-    return this.layers.filter((l) => l.active).map((l) => l.site.name);
-  }
-
-  /** Share of blocks with s >= tau, in [0,1]. */
-  activeShare(): number {
-    if (this.layers.length === 0) return 0;
-    return this.scores().filter((s) => s >= this.tau).length / this.layers.length;
+  /**
+   * The scores and the blocks they open, read back in one transfer. Asynchronous because the
+   * webgpu backend in Node has no synchronous read (tfjs reads through an OffscreenCanvas there).
+   */
+  async gates(): Promise<GateReport> {
+    if (this.layers.length === 0) return { scores: [], active: [], share: 0 };
+    const stacked = tf.stack(this.scoreVariables()); // [blocks]
+    const scores = Array.from(await stacked.data());
+    stacked.dispose();
+    const tau = Math.fround(this.tau); // the device compares in float32
+    const active = this.layers.filter((_, i) => scores[i] >= tau).map((l) => l.site.name);
+    return { scores, active, share: active.length / this.layers.length };
   }
 
   /** lambda * mean_b |s_b| as a scalar tensor (differentiable in the scores). */
@@ -115,8 +113,8 @@ export class SelectiveLoraAdapter extends LoraAdapter<SelectiveLoraLayer> {
    * Inference form: merges the active blocks into W, drops the inactive ones and removes every
    * hook, so the forward pass is exactly the base model's. Returns the names of the merged blocks.
    */
-  toInference(): string[] {
-    const active = this.activeBlocks();
+  async toInference(): Promise<string[]> {
+    const { active } = await this.gates();
     this.mergeAndUnload(); // merge() folds only open gates into W; closed ones leave it untouched
     return active;
   }

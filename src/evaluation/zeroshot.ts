@@ -51,7 +51,7 @@ export function zeroShotClassifier(
   const E = clip.config.embedDim;
   const T = templates.length;
   const perPass = Math.max(1, Math.floor((opts.textBatchSize ?? 256) / T)); // classes per pass
-  const w = new Float32Array(classnames.length * E); // [K,E]
+  const parts: tf.Tensor2D[] = []; // [g,E] per pass, concatenated on the device
   for (let c0 = 0; c0 < classnames.length; c0 += perPass) {
     const group = classnames.slice(c0, c0 + perPass);
     const { ids, shape } = tokenizer.tokenize(group.flatMap((c) => templates.map((t) => fillTemplate(t, c))), opts);
@@ -59,10 +59,10 @@ export function zeroShotClassifier(
       const f = l2Normalize(clip.encodeText(tf.tensor2d(ids, shape, "int32"))); // [g*T,E]
       return l2Normalize(tf.mean(f.reshape([group.length, T, E]), 1) as tf.Tensor2D); // [g,E]
     });
-    w.set(emb.dataSync(), c0 * E);
-    emb.dispose();
+    parts.push(emb);
   }
-  const weights = tf.tidy(() => tf.transpose(tf.tensor2d(w, [classnames.length, E])) as tf.Tensor2D); // [E,K]
+  const weights = tf.tidy(() => tf.transpose(tf.concat(parts, 0)) as tf.Tensor2D); // [E,K]
+  tf.dispose(parts);
   return { classes: [...classnames], templates: [...templates], weights };
 }
 

@@ -12,6 +12,7 @@ import { LinearModule } from "./module";
 import { causalMask, gatherRows, residualBlock } from "./transformer";
 import type { ForwardOptions } from "./types";
 import { Rng } from "../ground/rng";
+import { readableSync } from "../runtime/backend";
 
 export interface TextConfig {
   /** Positions of the positional embedding (77 for every OpenAI model). */
@@ -150,19 +151,8 @@ export class TextTransformer extends LinearModule {
    * never needed: the mask is causal). Call inside tf.tidy.
    */
   forward(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
-    const [B, L] = ids.shape;
-    const { contextLength, width: W, vocabSize, depth, heads, act } = this.config;
-    if (ids.rank !== 2 || L > contextLength || L < 1) throw new Error(`CLIP text tower expects token ids [B,L] with 1 <= L <= ${contextLength}, got [${ids.shape}]`);
-    if (ids.dtype !== "int32") throw new Error(`CLIP text tower expects int32 token ids, got ${ids.dtype}`);
-    const flat = ids.reshape([B * L]) as tf.Tensor1D; // [B*L]
-    const host = flat.dataSync();
-    for (const id of host) if (!(id >= 0 && id < vocabSize)) throw new Error(`CLIP text tower: token id ${id} is outside the vocabulary [0, ${vocabSize})`);
-    const tok = gatherRows(this.p("token_embedding.weight") as tf.Tensor2D, flat).reshape([B, L, W]); // [B,L,W]
-    const pos = this.p("positional_embedding").slice([0, 0], [L, W]); // [L,W]
-    let h = tf.add(tok, pos) as tf.Tensor3D; // [B,L,W]
-    const mask = causalMask(L); // [L,L]
-    for (let i = 0; i < depth; i++) h = residualBlock(this, `blocks.${i}`, h, { heads, act, mask }, opts); // [B,L,W]
-    return this.layerNorm("ln_final", h) as tf.Tensor3D; // [B,L,W]
+    this.checkIds(ids);
+    return this.tokens(ids, opts);
   }
 
   /**
@@ -173,13 +163,51 @@ export class TextTransformer extends LinearModule {
     return tf.tidy(() => {
       const [B, L] = ids.shape;
       if (B === 0) return tf.zeros([0, this.config.embedDim]) as tf.Tensor2D;
-      const eot = eotPositions(ids.dataSync(), B, L);
-      const used = eot.reduce((m, t) => Math.max(m, t + 1), 1);
-      const x = used < L ? ids.slice([0, 0], [B, used]) : ids; // [B,used]
-      const tokens = this.forward(x as tf.Tensor2D, opts); // [B,used,W]
-      const rows = tf.tensor1d(Int32Array.from(eot, (t, b) => b * used + t), "int32"); // [B]
+      const host = this.checkIds(ids);
+      let x = ids; // [B,used]
+      let rows: tf.Tensor1D; // [B] row of each end token in the flattened [B*used] tokens
+      if (host) {
+        const eot = eotPositions(host, B, L);
+        const used = eot.reduce((m, t) => Math.max(m, t + 1), 1);
+        // Cut on the host: a tensor made from host values stays readable on every backend.
+        if (used < L) x = tf.tensor2d(Int32Array.from({ length: B * used }, (_, i) => host[Math.floor(i / used) * L + (i % used)]), [B, used], "int32");
+        rows = tf.tensor1d(Int32Array.from(eot, (t, b) => b * used + t), "int32");
+      } else {
+        // ids already on a GPU that cannot read synchronously: every column, end tokens found there.
+        rows = tf.add(tf.argMax(ids, 1), tf.mul(tf.range(0, B, 1, "int32"), tf.scalar(L, "int32"))) as tf.Tensor1D; // [B]
+      }
+      const used = x.shape[1];
+      const tokens = this.tokens(x, opts); // [B,used,W]
       const pooled = gatherRows(tokens.reshape([B * used, this.config.width]) as tf.Tensor2D, rows); // [B,W]
       return tf.matMul(pooled, this.p("text_projection")); // [B,E]
     });
+  }
+
+  /**
+   * Checks the ids (int32 [B,L], 1 <= L <= contextLength) and returns them on the host with every
+   * id checked against the vocabulary, or null where they cannot be read synchronously (webgpu in
+   * Node, once they are on the GPU; ids made from the tokenizer's output and used first here can).
+   */
+  private checkIds(ids: tf.Tensor2D): Int32Array | null {
+    const [, L] = ids.shape;
+    const { contextLength, vocabSize } = this.config;
+    if (ids.rank !== 2 || L > contextLength || L < 1) throw new Error(`CLIP text tower expects token ids [B,L] with 1 <= L <= ${contextLength}, got [${ids.shape}]`);
+    if (ids.dtype !== "int32") throw new Error(`CLIP text tower expects int32 token ids, got ${ids.dtype}`);
+    if (!readableSync(ids)) return null;
+    const host = ids.dataSync() as Int32Array;
+    for (const id of host) if (!(id >= 0 && id < vocabSize)) throw new Error(`CLIP text tower: token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+    return host;
+  }
+
+  /** forward() without the check of the ids. */
+  private tokens(ids: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
+    const [B, L] = ids.shape;
+    const { width: W, depth, heads, act } = this.config;
+    const tok = gatherRows(this.p("token_embedding.weight") as tf.Tensor2D, ids.reshape([B * L]) as tf.Tensor1D).reshape([B, L, W]); // [B,L,W]
+    const pos = this.p("positional_embedding").slice([0, 0], [L, W]); // [L,W]
+    let h = tf.add(tok, pos) as tf.Tensor3D; // [B,L,W]
+    const mask = causalMask(L); // [L,L]
+    for (let i = 0; i < depth; i++) h = residualBlock(this, `blocks.${i}`, h, { heads, act, mask }, opts); // [B,L,W]
+    return this.layerNorm("ln_final", h) as tf.Tensor3D; // [B,L,W]
   }
 }

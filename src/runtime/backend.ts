@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { configureWasm, errorText } from "./wasm";
+import { fixWebGPUKernels } from "./webgpu-kernels";
 
 export type BackendChoice = "tfjs-node-gpu" | "tfjs-node" | "webgpu" | "wasm" | "cpu";
 export const BACKEND_ORDER: readonly BackendChoice[] = ["tfjs-node-gpu", "tfjs-node", "webgpu", "wasm", "cpu"];
@@ -125,12 +126,18 @@ export function flatFeatures<D extends { requiredFeatures?: Iterable<unknown> }>
 
 const FLAT_FEATURES = Symbol.for("study.flatFeatureRequests");
 
-/** Makes GPUAdapter.requestDevice pass `flatFeatures(descriptor)` (once per prototype). */
+/**
+ * Makes GPUAdapter.requestDevice pass `flatFeatures(descriptor)` (once per prototype), and ask
+ * for the adapter's own storage-buffer limit per shader stage (tfjs asks for none, so it gets the
+ * default 8, and its AddN and Concat split their inputs into chunks of 7).
+ */
 function flattenFeatureRequests(proto: (GPUAdapter & { [FLAT_FEATURES]?: boolean }) | undefined): void {
   if (!proto || proto[FLAT_FEATURES] || typeof proto.requestDevice !== "function") return;
   const requestDevice = proto.requestDevice;
   proto.requestDevice = function (this: GPUAdapter, descriptor?: GPUDeviceDescriptor) {
-    return requestDevice.call(this, flatFeatures(descriptor));
+    const d = flatFeatures(descriptor) ?? {};
+    const storage = this.limits?.maxStorageBuffersPerShaderStage;
+    return requestDevice.call(this, storage ? { ...d, requiredLimits: { ...d.requiredLimits, maxStorageBuffersPerShaderStage: storage } } : d);
   };
   proto[FLAT_FEATURES] = true;
 }
@@ -195,7 +202,76 @@ export function releaseWebGPU(): void {
   }
 }
 
-async function tryBackend(name: BackendChoice): Promise<BackendAttempt & { adapter?: AdapterInfo }> {
+const SYNC_READS = Symbol.for("study.webgpuSyncReads");
+
+/**
+ * tfjs-backend-webgpu reads a tensor synchronously (dataSync, arraySync, print) through an
+ * OffscreenCanvas, which Node does not have, and WebGPU itself has no blocking read: in Node that
+ * read fails with "OffscreenCanvas is not defined". This names the problem and the remedy instead.
+ * Tensors whose values are still on the host (made from data, not yet used on the GPU) read as before.
+ */
+export function explainSyncReads(backend: tf.KernelBackend): void {
+  if (typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== "undefined") return;
+  type Reader = { readSync(dataId: object): unknown; tensorMap?: { get(id: object): { values?: unknown } | undefined }; [SYNC_READS]?: boolean };
+  const proto = Object.getPrototypeOf(backend) as Reader;
+  if (proto[SYNC_READS]) return;
+  const readSync = proto.readSync;
+  proto.readSync = function (this: Reader, dataId: object) {
+    if (this.tensorMap?.get(dataId)?.values == null) {
+      throw new Error("webgpu backend in Node: a tensor on the GPU cannot be read synchronously (dataSync, arraySync, bufferSync, print); read it with `await t.data()` or `await t.array()`");
+    }
+    return readSync.call(this, dataId);
+  };
+  proto[SYNC_READS] = true;
+}
+
+/**
+ * A WebGPU adapter that runs on the CPU (Mesa's llvmpipe/lavapipe, SwiftShader, WARP): real
+ * WebGPU, so the tests use it, but slower than the wasm backend, so the chooser passes it by
+ * unless asked for it by name.
+ */
+export function isSoftwareAdapter(a: AdapterInfo): boolean {
+  return /\b(software|cpu|swiftshader|llvmpipe|lavapipe)\b|basic render driver/i.test([a.vendor, a.architecture, a.device, a.description].join(" "));
+}
+
+/**
+ * Whether `t` can be read synchronously now: always, except on webgpu in Node once its data is
+ * on the GPU (a tensor made from host values reads synchronously until its first use there).
+ */
+export function readableSync(t: tf.Tensor): boolean {
+  if (tf.getBackend() !== "webgpu" || typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== "undefined") return true;
+  const b = tf.backend() as unknown as { tensorMap?: { get(id: object): { values?: unknown } | undefined } };
+  return b.tensorMap?.get(t.dataId)?.values != null;
+}
+
+const DEVICE_ERRORS = Symbol.for("study.webgpuDeviceErrors");
+
+/**
+ * A WebGPU validation or out-of-memory error does not throw where it happens: the command is
+ * dropped, Dawn prints the message, and the tensors read as zeros (a buffer over the device's
+ * maxStorageBufferBindingSize, 128 MiB on some adapters, is one way to get there). This records the
+ * device's uncaptured errors and makes the next read of any tensor (`await t.data()`) throw with
+ * the first of them, so that a benchmark or a training run stops instead of reporting zeros.
+ */
+export function failReadsOnDeviceErrors(backend: tf.KernelBackend): void {
+  type Reader = { read(dataId: object): Promise<unknown>; device?: GPUDevice; [DEVICE_ERRORS]?: string[] };
+  const b = backend as unknown as Reader;
+  if (!b.device || b[DEVICE_ERRORS]) return;
+  const errors: string[] = [];
+  b[DEVICE_ERRORS] = errors;
+  b.device.addEventListener("uncapturederror", (e) => errors.push((e as GPUUncapturedErrorEvent).error.message.trim()));
+  const read = b.read.bind(backend);
+  b.read = async (dataId: object) => {
+    const values = await read(dataId);
+    if (errors.length) {
+      const all = errors.splice(0);
+      throw new Error(`webgpu device error (${all.length} since the last read; the results are not valid): ${all[0].split("\n")[0]}`);
+    }
+    return values;
+  };
+}
+
+async function tryBackend(name: BackendChoice, explicit: boolean): Promise<BackendAttempt & { adapter?: AdapterInfo }> {
   try {
     switch (name) {
       case "tfjs-node-gpu":
@@ -212,10 +288,16 @@ async function tryBackend(name: BackendChoice): Promise<BackendAttempt & { adapt
       case "webgpu": {
         const adapter = await probeWebGPU();
         if (!adapter) return { name, ok: false, detail: webgpuMissing };
-        require("@tensorflow/tfjs-backend-webgpu");
-        const ok = await tf.setBackend("webgpu");
         const who = [adapter.vendor, adapter.architecture, adapter.description].filter((s) => s).join(" / ");
-        return { name, ok, detail: ok ? `adapter ${who || "(no info)"}` : "webgpu backend failed to initialise", adapter };
+        if (!explicit && isSoftwareAdapter(adapter)) return { name, ok: false, detail: `only a software adapter (${who}), slower than wasm: STUDY_BACKEND=webgpu uses it` };
+        require("@tensorflow/tfjs-backend-webgpu");
+        const fixes = fixWebGPUKernels();
+        const ok = await tf.setBackend("webgpu");
+        if (ok) {
+          explainSyncReads(tf.backend());
+          failReadsOnDeviceErrors(tf.backend());
+        }
+        return { name, ok, detail: ok ? `adapter ${who || "(no info)"}; kernel fixes: ${fixes.join(", ") || "none"}` : "webgpu backend failed to initialise", adapter };
       }
       case "wasm": {
         // Threaded SIMD by default (STUDY_WASM_THREADS, default one per core); see runtime/wasm.
@@ -248,7 +330,7 @@ export async function initBackend(opts: { prefer?: BackendChoice; force?: boolea
   let adapter: AdapterInfo | undefined;
   const candidates = requested ? [requested as BackendChoice] : BACKEND_ORDER;
   for (const name of candidates) {
-    const a = await tryBackend(name);
+    const a = await tryBackend(name, Boolean(requested));
     attempts.push({ name: a.name, ok: a.ok, detail: a.detail });
     if (a.adapter) adapter = a.adapter;
     if (a.ok) {

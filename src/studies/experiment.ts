@@ -218,7 +218,7 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
   }
   const weights = "model.safetensors";
   await saveStateDict(path.join(run.dir, weights), trained.namedVariables(), { run: run.id });
-  const adapter = "adapter" in tm ? adapterGates(tm as StrategyResult) : undefined;
+  const adapter = "adapter" in tm ? await adapterGates(tm as StrategyResult) : undefined;
 
   // Retention of the best checkpoint (its trainable weights over the same initial weights).
   let retentionBest: RetentionScores | undefined;
@@ -237,7 +237,7 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
     top1: final.top1, testLoss: final.loss, top1Best: best.step > 0 ? best.top1 : final.top1, bestStep: best.step > 0 ? best.step : steps,
     knn, retention: final.retention, retentionBest, trainSeconds: (Date.now() - t0) / 1000, steps: result.steps,
     finalTrainLoss: result.finalLoss, trainable: tm.trainable.reduce((a, v) => a + v.size, 0), describe: tm.describe, weights,
-    adapter: adapter ? { ...adapter, ...inferenceCost(tm as StrategyResult) } : undefined,
+    adapter: adapter ? { ...adapter, ...(await inferenceCost(tm as StrategyResult)) } : undefined,
   };
   run.appendMetrics({ kind: "final", step: result.steps, top1: final.top1, ...knn });
   run.writeResults(results as unknown as Record<string, unknown>);
@@ -248,15 +248,15 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
 }
 
 /** The final gates of a (selective) LoRA adapter, and its unmerged cost, before anything is merged. */
-function adapterGates(tm: StrategyResult): Omit<AdapterReport, "macsMerged" | "macsBase"> | undefined {
+async function adapterGates(tm: StrategyResult): Promise<Omit<AdapterReport, "macsMerged" | "macsBase"> | undefined> {
   const a = tm.adapter;
   if (!a) return undefined;
   const out: Omit<AdapterReport, "macsMerged" | "macsBase"> = { sites: a.layers.length, macsUnmerged: modelForwardMacs(tm.model).macs };
   if (a instanceof SelectiveLoraAdapter) {
-    const scores = a.scores();
-    out.scores = Object.fromEntries(a.layers.map((l, i) => [l.site.name, scores[i]]));
-    out.activeSites = a.activeBlocks();
-    out.activeShare = a.activeShare();
+    const g = await a.gates();
+    out.scores = Object.fromEntries(a.layers.map((l, i) => [l.site.name, g.scores[i]]));
+    out.activeSites = g.active;
+    out.activeShare = g.share;
   }
   return out;
 }
@@ -265,9 +265,9 @@ function adapterGates(tm: StrategyResult): Omit<AdapterReport, "macsMerged" | "m
  * The inference form's cost, counted on the real model: selective LoRA merges its open gates and
  * drops the rest, plain LoRA merges everything (the model is not used for anything after this).
  */
-function inferenceCost(tm: StrategyResult): Pick<AdapterReport, "macsMerged" | "macsBase"> {
+async function inferenceCost(tm: StrategyResult): Promise<Pick<AdapterReport, "macsMerged" | "macsBase">> {
   const a = tm.adapter as NonNullable<StrategyResult["adapter"]>;
-  if (a instanceof SelectiveLoraAdapter) a.toInference();
+  if (a instanceof SelectiveLoraAdapter) await a.toInference();
   else a.mergeAndUnload();
   return { macsMerged: modelForwardMacs(tm.model).macs, macsBase: forwardMacs(tm.model.config).macs };
 }

@@ -152,9 +152,9 @@ export async function runClipParity(weightsFile: string, fixtureFile: string, op
       return [i, t, model.similarity(i, t).logitsPerImage]; // [Bi,Bt]
     });
     const tol = fixture.tolerance;
-    const imageFeatures = compare(img, fixture.imageFeatures, tol, "image_features");
-    const textFeatures = compare(txt, fixture.textFeatures, tol, "text_features");
-    const logitsPerImage = compare(logits, fixture.logitsPerImage, tol, "logits_per_image");
+    const imageFeatures = await compare(img, fixture.imageFeatures, tol, "image_features");
+    const textFeatures = await compare(txt, fixture.textFeatures, tol, "text_features");
+    const logitsPerImage = await compare(logits, fixture.logitsPerImage, tol, "logits_per_image");
     tf.dispose([img, txt, logits]);
     const ok = imageFeatures.ok && textFeatures.ok && logitsPerImage.ok && tokenizer.passed === tokenizer.total;
     return { fixture, naming: conv.naming, loaded: conv.dict.size, skipped: conv.skipped.length, imageFeatures, textFeatures, logitsPerImage, tokenizer, ok };

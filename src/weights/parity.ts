@@ -99,14 +99,14 @@ export async function readParityFixture(file: string): Promise<ParityFixture> {
 }
 
 /** Compares a result with the expected values, numpy.allclose style. */
-export function compare(got: tf.Tensor, expected: Nested, tol: { abs: number; rel: number }, what: string): Comparison {
+export async function compare(got: tf.Tensor, expected: Nested, tol: { abs: number; rel: number }, what: string): Promise<Comparison> {
   const exp = tf.tensor(expected as number[]);
   try {
     if (!tf.util.arraysEqual(got.shape, exp.shape)) {
       throw new Error(`${what}: shape [${got.shape}] but the fixture expects [${exp.shape}]`);
     }
-    const a = got.dataSync();
-    const b = exp.dataSync();
+    const a = await got.data();
+    const b = await exp.data();
     let maxAbsErr = 0;
     let worstRatio = 0;
     for (let i = 0; i < a.length; i++) {
@@ -145,12 +145,12 @@ export async function runParity(weightsFile: string, fixtureFile: string, opts: 
     const x = tf.tensor(fixture.input as number[]) as tf.Tensor4D;
     try {
       const logits = model.logits(x);
-      const lc = compare(logits, fixture.logits, fixture.tolerance, fixture.kind === "clip" ? "image_features" : "logits");
+      const lc = await compare(logits, fixture.logits, fixture.tolerance, fixture.kind === "clip" ? "image_features" : "logits");
       logits.dispose();
       let fc: Comparison | undefined;
       if (fixture.features) {
         const feats = model.features(x);
-        fc = compare(feats, fixture.features, fixture.tolerance, "features");
+        fc = await compare(feats, fixture.features, fixture.tolerance, "features");
         feats.dispose();
       }
       return { fixture, naming: conv.naming, loaded: report.loaded.length, skipped: conv.skipped.length, logits: lc, features: fc, ok: lc.ok && (fc?.ok ?? true) };

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { floats, maxAbsDiff, values } from "../support/read";
 import { vitConfig, ViTConfig } from "../../src/model/config";
 import { ViT } from "../../src/model/vit";
 import { trainableParams } from "../../src/adapters/strategies";
@@ -37,12 +38,10 @@ const CASES: Case[] = [
   { name: "block expansion after blocks 1,3,4", spec: { kind: "block-expansion", after: [1, 3, 4] } },
 ];
 
-function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
-}
-
-function snapshot(m: ViT): Map<string, Float32Array> {
-  return new Map([...m.namedVariables()].map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
+async function snapshot(m: ViT): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [k, v] of m.namedVariables()) out.set(k, await floats(v));
+  return out;
 }
 
 function identical(a: Float32Array, b: Float32Array): boolean {
@@ -64,7 +63,7 @@ function sgdStep(t: StrategyResult, x: tf.Tensor4D, labels: tf.Tensor2D, step: n
 
 forEachBackend("strategies", () => {
   for (const c of CASES) {
-    test(`${c.name}: trains exactly its variables, flat memory, analytic count`, () => {
+    test(`${c.name}: trains exactly its variables, flat memory, analytic count`, async () => {
       const base = ViT.create(tiny, { seed: 2 });
       const x = tf.randomNormal([2, 16, 16, 3], 0, 1, "float32", 9) as tf.Tensor4D;
       const baseLogits = base.logits(x);
@@ -79,15 +78,15 @@ forEachBackend("strategies", () => {
       for (const [n, v] of m.namedVariables()) assert.equal(v.trainable, t.trainableNames.includes(n), n);
 
       // before training the adapted model is the base function (LoRA B = 0, identity blocks)
-      if (!c.spec.freshHead) assert.ok(maxAbsDiff(m.logits(x), baseLogits) <= 1e-6, "untrained adapted model differs from the base");
+      if (!c.spec.freshHead) assert.ok((await maxAbsDiff(m.logits(x), baseLogits)) <= 1e-6, "untrained adapted model differs from the base");
 
-      const before = snapshot(m);
+      const before = await snapshot(m);
       const n0 = tf.memory().numTensors;
       for (let step = 0; step < 2; step++) {
         sgdStep(t, x, labels, step);
         assert.equal(tf.memory().numTensors, n0, `tensor count after step ${step + 1}`);
       }
-      const after = snapshot(m);
+      const after = await snapshot(m);
       const trainable = new Set(t.trainableNames);
       for (const [name, v] of before) {
         const same = identical(v, after.get(name) as Float32Array);
@@ -96,28 +95,29 @@ forEachBackend("strategies", () => {
       }
       const out = m.logits(x);
       assert.deepEqual(out.shape, [2, classes]);
-      assert.ok(Array.from(out.dataSync()).every(Number.isFinite), "non-finite logits");
+      assert.ok(Array.from(await values(out)).every(Number.isFinite), "non-finite logits");
 
       if (t.adapter) {
         // merge / unmerge
         const unmerged = m.logits(x);
         const macsUnmerged = modelForwardMacs(m).macs;
         assert.ok(macsUnmerged > forwardMacs(m.config).macs, "unmerged LoRA should cost more than the base");
-        const W = snapshot(m);
+        const W = await snapshot(m);
         t.adapter.merge();
         assert.equal(modelForwardMacs(m).macs, forwardMacs(m.config).macs, "merged LoRA costs the base model");
         const merged = m.logits(x);
-        assert.ok(maxAbsDiff(merged, unmerged) <= 1e-5, `merged differs by ${maxAbsDiff(merged, unmerged)}`);
+        const mergedDiff = await maxAbsDiff(merged, unmerged);
+        assert.ok(mergedDiff <= 1e-5, `merged differs by ${mergedDiff}`);
         t.adapter.unmerge();
         for (const [name, w] of W) {
           const now = m.namedVariables().get(name) as tf.Variable;
-          assert.ok(maxAbsDiff(now, tf.tensor(w, now.shape)) <= 1e-6, `unmerge did not restore '${name}'`);
+          assert.ok((await maxAbsDiff(now, tf.tensor(w, now.shape))) <= 1e-6, `unmerge did not restore '${name}'`);
         }
-        assert.ok(maxAbsDiff(m.logits(x), unmerged) <= 1e-5);
+        assert.ok((await maxAbsDiff(m.logits(x), unmerged)) <= 1e-5);
 
         // save / load round trip into a fresh model with a differently seeded adapter
         const naming = (c.spec.kind === "lora" || c.spec.kind === "selective-lora") && (c.spec.targets ?? []).includes("qkv") ? "timm" : "hf";
-        const bytes = encodeAdapter(t.adapter, { naming, includeHead: true });
+        const bytes = await encodeAdapter(t.adapter, { naming, includeHead: true });
         const keys = [...parseSafetensors(bytes).tensors.keys()];
         assert.ok(keys.every((k) => k.startsWith("base_model.model.")), "peft prefix");
         assert.ok(keys.some((k) => k.endsWith(".lora_A.weight")) && keys.some((k) => k.endsWith(".lora_B.weight")));
@@ -126,7 +126,7 @@ forEachBackend("strategies", () => {
         const t2 = applyStrategy(other, seededDifferently);
         assert.ok(t2.adapter);
         decodeAdapterInto(t2.adapter, bytes);
-        assert.equal(maxAbsDiff(t2.model.logits(x), unmerged), 0, "loaded adapter gives different logits");
+        assert.equal(await maxAbsDiff(t2.model.logits(x), unmerged), 0, "loaded adapter gives different logits");
         other.dispose();
       }
 
@@ -135,14 +135,14 @@ forEachBackend("strategies", () => {
         // close half of the gates, then the inference form must keep the training-form output
         const nBlocks = sel.layers.length;
         tf.tidy(() => sel.layers.forEach((l, i) => l.score.assign(tf.scalar(i % 2 === 0 ? 0.05 : 0.5))));
-        assert.equal(sel.activeShare(), Math.floor(nBlocks / 2) / nBlocks);
+        assert.equal((await sel.gates()).share, Math.floor(nBlocks / 2) / nBlocks);
         const gated = m.logits(x);
-        const merged = sel.toInference();
+        const merged = await sel.toInference();
         assert.equal(merged.length, Math.floor(nBlocks / 2));
         assert.equal(m.hooks.size, 0, "inference form keeps hooks");
         assert.deepEqual([...m.adapterParams.keys()], [], "inference form keeps adapter variables");
         assert.equal(modelForwardMacs(m).macs, forwardMacs(m.config).macs);
-        assert.ok(maxAbsDiff(m.logits(x), gated) <= 1e-5);
+        assert.ok((await maxAbsDiff(m.logits(x), gated)) <= 1e-5);
       }
       tf.dispose([x, labels, baseLogits]);
       if (m !== base) m.dispose();

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { values } from "../support/read";
 import { TinyMlp, toyImages } from "../support/linear-model";
 import { memoryImageSet } from "../../src/data/dataset";
 import { cifarEval } from "../../src/data/transforms";
@@ -20,7 +21,7 @@ forEachBackend("features and accuracy", () => {
     assert.equal(tf.memory().numTensors, before);
     assert.equal(f.features.length, 23 * 6);
     const x = tf.tidy(() => tf.sub(tf.div(tf.tensor4d(toy.pixels, [23, S, S, 3], "float32"), 127.5), 1) as tf.Tensor4D);
-    const ref = m.features(x).dataSync();
+    const ref = await values(m.features(x), { dispose: true });
     for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(ref[i] - f.features[i]) < 1e-5);
     const chunks: number[] = [];
     for await (const c of featureBatches(m, ds, { transform: cifarEval(S), batchSize: 10, workers: 0 })) chunks.push(c.labels.length);
@@ -33,7 +34,7 @@ forEachBackend("features and accuracy", () => {
     const m = new TinyMlp(S, 3, 6, 2);
     const a = await evaluateAccuracy(m, ds, { transform: cifarEval(S), batchSize: 7, workers: 0 });
     const x = tf.tidy(() => tf.sub(tf.div(tf.tensor4d(toy.pixels, [23, S, S, 3], "float32"), 127.5), 1) as tf.Tensor4D);
-    const pred = tf.tidy(() => tf.argMax(m.logits(x), 1)).dataSync();
+    const pred = await values(tf.tidy(() => tf.argMax(m.logits(x), 1)), { dispose: true });
     const direct = Array.from(pred).filter((p, i) => p === toy.labels[i]).length;
     assert.equal(a.correct, direct);
     assert.equal(a.n, 23);

@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { values } from "../support/read";
 import { CLIP_SKIP, loadTiny, MERGES } from "../support/clip-fixture";
 import { memoryImageSet } from "../../src/data/dataset";
 import { cifarEval } from "../../src/data/transforms";
@@ -23,27 +24,27 @@ const unit = (v: number[]) => {
 };
 
 /** The notebook's zeroshot_classifier, in plain JS: per class, mean of unit prompt features, renormalised. [K][E] */
-function referenceWeights(clip: CLIP, classes: string[], templates: string[]): number[][] {
+async function referenceWeights(clip: CLIP, classes: string[], templates: string[]): Promise<number[][]> {
   const tok = loadTokenizer(MERGES);
-  return classes.map((c) => {
-    const feats = templates.map((t) => {
+  const out: number[][] = [];
+  for (const c of classes) {
+    const feats: number[][] = [];
+    for (const t of templates) {
       const f = tf.tidy(() => clip.encodeText(tf.tensor2d(tok.tokenize(fillTemplate(t, c)).ids, [1, 77], "int32")));
-      const v = Array.from(f.dataSync());
-      f.dispose();
-      return unit(v);
-    });
-    return unit(feats[0].map((_, e) => feats.reduce((s, f) => s + f[e], 0) / feats.length));
-  });
+      feats.push(unit(Array.from(await values(f, { dispose: true }))));
+    }
+    out.push(unit(feats[0].map((_, e) => feats.reduce((s, f) => s + f[e], 0) / feats.length)));
+  }
+  return out;
 }
 
 /** Unit image features of uint8 HWC images normalised as cifarEval ((x/255 - 0.5) / 0.5). [N][E] */
-function referenceImageFeatures(clip: CLIP, pixels: Uint8Array, n: number, size: number): number[][] {
+async function referenceImageFeatures(clip: CLIP, pixels: Uint8Array, n: number, size: number): Promise<number[][]> {
   const out: number[][] = [];
   for (let i = 0; i < n; i++) {
     const px = Float32Array.from(pixels.subarray(i * size * size * 3, (i + 1) * size * size * 3), (p) => (p / 255 - 0.5) / 0.5);
     const f = tf.tidy(() => clip.encodeImage(tf.tensor4d(px, [1, size, size, 3])));
-    out.push(unit(Array.from(f.dataSync())));
-    f.dispose();
+    out.push(unit(Array.from(await values(f, { dispose: true }))));
   }
   return out;
 }
@@ -59,11 +60,11 @@ forEachBackend("CLIP zero-shot", () => {
   test("the classifier is the normalised mean of the normalised prompt features, whatever the text batch", { skip: SKIP }, async () => {
     const clip = await loadTiny();
     const tok = loadTokenizer(MERGES);
-    const ref = referenceWeights(clip, CLASSES, TEMPLATES);
+    const ref = await referenceWeights(clip, CLASSES, TEMPLATES);
     for (const textBatchSize of [256, 1, 7]) {
       const c = zeroShotClassifier(clip, tok, CLASSES, TEMPLATES, { textBatchSize });
       assert.deepEqual(c.weights.shape, [32, CLASSES.length]);
-      const w = c.weights.arraySync(); // [E,K]
+      const w = await c.weights.array(); // [E,K]
       for (let k = 0; k < CLASSES.length; k++) for (let e = 0; e < 32; e++) assert.ok(Math.abs(w[e][k] - ref[k][e]) < 1e-5, `batch ${textBatchSize}: class ${k} dim ${e}`);
       c.weights.dispose();
     }
@@ -75,9 +76,9 @@ forEachBackend("CLIP zero-shot", () => {
     const tok = loadTokenizer(MERGES);
     const N = 9, S = 32;
     const pixels = randomImages(N, S, 1);
-    const w = referenceWeights(clip, CLASSES, TEMPLATES);
-    const scale = Math.exp(clip.logitScale.dataSync()[0]);
-    const logits = referenceImageFeatures(clip, pixels, N, S).map((f) => w.map((wk) => scale * dot(f, wk)));
+    const w = await referenceWeights(clip, CLASSES, TEMPLATES);
+    const scale = Math.exp((await clip.logitScale.data())[0]);
+    const logits = (await referenceImageFeatures(clip, pixels, N, S)).map((f) => w.map((wk) => scale * dot(f, wk)));
     const pred = logits.map((l) => l.indexOf(Math.max(...l)));
     // Labels that agree with the prediction on even images only: the accuracy is known by construction.
     const labels = Int32Array.from(pred, (p, i) => (i % 2 === 0 ? p : (p + 1) % CLASSES.length));
@@ -111,8 +112,8 @@ forEachBackend("CLIP zero-shot", () => {
     const tok = loadTokenizer(MERGES);
     const a = zeroShotClassifier(clip, tok, CLASSES);
     assert.deepEqual(a.templates, [DEFAULT_TEMPLATE]);
-    const ref = referenceWeights(clip, CLASSES, ["a photo of a {}."]);
-    const w = a.weights.arraySync();
+    const ref = await referenceWeights(clip, CLASSES, ["a photo of a {}."]);
+    const w = await a.weights.array();
     for (let k = 0; k < CLASSES.length; k++) for (let e = 0; e < 32; e++) assert.ok(Math.abs(w[e][k] - ref[k][e]) < 1e-5);
     const m = new ZeroShotModel(clip, a);
     assert.deepEqual([m.numClasses, m.featureDim, m.imageSize], [CLASSES.length, 32, 32]);

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { maxAbsDiff } from "../support/read";
 import { gelu, layerNorm } from "../../src/model/ops";
 
 function refGelu(x: tf.Tensor): tf.Tensor {
@@ -14,10 +15,6 @@ function refGelu(x: tf.Tensor): tf.Tensor {
 function refLayerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), w), b);
-}
-
-function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
 
 /** Values and gradients of sum(f(inputs) * r) for a fixed random r, so every output element counts. */
@@ -45,21 +42,24 @@ const cases: Case[] = [
 
 forEachBackend("ops", () => {
   for (const c of cases) {
-    test(`gelu ${c.name}: value and gradient equal the erf composition`, () => {
-      tf.tidy(() => {
+    test(`gelu ${c.name}: value and gradient equal the erf composition`, async () => {
+      const { got, want } = tf.tidy(() => {
         const x = tf.mul(tf.randomNormal(c.shape, 0, 1, "float32", 1), c.scale);
         const r = tf.randomNormal(c.shape, 0, 1, "float32", 2);
-        const got = valueAndGrads(gelu, [x], r);
-        const want = valueAndGrads(refGelu, [x], r);
+        return { got: valueAndGrads(gelu, [x], r), want: valueAndGrads(refGelu, [x], r) };
+      });
+      try {
         for (let i = 0; i < got.length; i++) {
-          const err = maxAbsDiff(got[i], want[i]);
+          const err = await maxAbsDiff(got[i], want[i]);
           assert.ok(err < 2e-5 * Math.max(1, c.scale), `${i === 0 ? "value" : "gradient"}: max abs err ${err}`);
         }
-      });
+      } finally {
+        tf.dispose([...got, ...want]);
+      }
     });
 
-    test(`layerNorm ${c.name}: value and the gradients of x, weight and bias equal autodiff`, () => {
-      tf.tidy(() => {
+    test(`layerNorm ${c.name}: value and the gradients of x, weight and bias equal autodiff`, async () => {
+      const { got, want } = tf.tidy(() => {
         const D = c.shape[c.shape.length - 1];
         // A per-row offset: LayerNorm must remove it (and its gradient must sum to zero per row).
         const x = tf.add(tf.mul(tf.randomNormal(c.shape, 0, 1, "float32", 3), c.scale), 3);
@@ -67,18 +67,24 @@ forEachBackend("ops", () => {
         const b = tf.randomNormal([D], 0, 0.2, "float32", 5);
         const r = tf.randomNormal(c.shape, 0, 1, "float32", 6);
         const eps = 1e-6;
-        const got = valueAndGrads((xi, wi, bi) => layerNorm(xi, wi as tf.Tensor1D, bi as tf.Tensor1D, eps), [x, w, b], r);
-        const want = valueAndGrads((xi, wi, bi) => refLayerNorm(xi, wi, bi, eps), [x, w, b], r);
+        return {
+          got: valueAndGrads((xi, wi, bi) => layerNorm(xi, wi as tf.Tensor1D, bi as tf.Tensor1D, eps), [x, w, b], r),
+          want: valueAndGrads((xi, wi, bi) => refLayerNorm(xi, wi, bi, eps), [x, w, b], r),
+        };
+      });
+      try {
         const names = ["value", "d/dx", "d/dweight", "d/dbias"];
         // The rows have mean 3 and spread `scale`: float32 subtraction of the mean loses about
         // log10(3 / scale) digits in both implementations, and d/dx scales as 1/std of the row.
         const tol = [1e-5 * Math.max(1, 0.3 / c.scale), 2e-5 / c.scale, 1e-4, 1e-4];
         for (let i = 0; i < got.length; i++) {
           assert.deepEqual(got[i].shape, want[i].shape, names[i]);
-          const err = maxAbsDiff(got[i], want[i]);
+          const err = await maxAbsDiff(got[i], want[i]);
           assert.ok(err < tol[i], `${names[i]}: max abs err ${err} (tolerance ${tol[i]})`);
         }
-      });
+      } finally {
+        tf.dispose([...got, ...want]);
+      }
     });
   }
 

@@ -2,15 +2,12 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { maxAbsDiff, scalar, values } from "../support/read";
 import { vitConfig, ViTConfig } from "../../src/model/config";
 import { parameterShapes, ViT } from "../../src/model/vit";
 import { initBackend } from "../../src/runtime/backend";
 
 const tiny: ViTConfig = vitConfig({ imageSize: 16, patchSize: 4, width: 24, depth: 2, heads: 3, numClasses: 5 });
-
-function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
-}
 
 // Variants that change the computation; each must run and agree across backends.
 const variants: Record<string, Partial<ViTConfig>> = {
@@ -33,33 +30,34 @@ forEachBackend("ViT", (backend) => {
       assert.deepEqual(feats.shape, [2, 24]);
       assert.equal(blocks.length, 2);
       assert.deepEqual(blocks[0].shape, [2, cfg.classToken ? 17 : 16, 24]);
-      assert.ok(Array.from(logits.dataSync()).every(Number.isFinite));
-      const got = logits.arraySync();
+      assert.ok(Array.from(await values(logits)).every(Number.isFinite));
+      const got = await logits.array();
+      const xHost = await x.array();
       // reference: same seed, same input, on cpu
       const before = tf.getBackend();
       await initBackend({ prefer: "cpu", force: true });
       const mc = ViT.create(cfg, { seed: 3 });
-      const ref = mc.logits(tf.tensor4d(x.arraySync()));
+      const ref = mc.logits(tf.tensor4d(xHost));
       await initBackend({ prefer: backend, force: true });
       assert.equal(tf.getBackend(), before);
-      assert.ok(maxAbsDiff(tf.tensor2d(got), tf.tensor2d(ref.arraySync())) < 1e-4, "backend differs from cpu");
+      assert.ok((await maxAbsDiff(tf.tensor2d(got), tf.tensor2d(await ref.array()))) < 1e-4, "backend differs from cpu");
       tf.dispose([x, logits, feats, ...blocks, ref]);
       m.dispose();
       mc.dispose();
     });
   }
 
-  test("initialisation is timm's and depends only on the seed", () => {
+  test("initialisation is timm's and depends only on the seed", async () => {
     const a = ViT.create(tiny, { seed: 11 });
     const b = ViT.create(tiny, { seed: 11 });
     const c = ViT.create(tiny, { seed: 12 });
-    for (const [name, v] of a.params) assert.equal(maxAbsDiff(v, b.p(name)), 0, name);
-    assert.ok(maxAbsDiff(a.p("blocks.0.attn.qkv.weight"), c.p("blocks.0.attn.qkv.weight")) > 0);
-    const w = a.p("blocks.1.mlp.fc1.weight").dataSync();
+    for (const [name, v] of a.params) assert.equal(await maxAbsDiff(v, b.p(name)), 0, name);
+    assert.ok((await maxAbsDiff(a.p("blocks.0.attn.qkv.weight"), c.p("blocks.0.attn.qkv.weight"))) > 0);
+    const w = await values(a.p("blocks.1.mlp.fc1.weight"));
     const std = Math.sqrt(Array.from(w).reduce((s, x) => s + x * x, 0) / w.length);
     assert.ok(Math.abs(std - 0.02) < 0.003, `fc1 std ${std}`);
-    assert.equal(tf.max(tf.abs(a.p("blocks.0.attn.proj.bias"))).dataSync()[0], 0);
-    assert.deepEqual(Array.from(a.p("norm.weight").dataSync()), new Array(24).fill(1));
+    assert.equal(await scalar(tf.tidy(() => tf.max(tf.abs(a.p("blocks.0.attn.proj.bias"))))), 0);
+    assert.deepEqual(Array.from(await values(a.p("norm.weight"))), new Array(24).fill(1));
     a.dispose();
     b.dispose();
     c.dispose();

@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { floats, scalar } from "../support/read";
 import { CLIP_SKIP, loadTiny, MERGES, tinyJson } from "../support/clip-fixture";
 import { loadTokenizer } from "../../src/model/tokenizer";
 import { initBackend } from "../../src/runtime/backend";
@@ -43,7 +44,7 @@ const CASES: [string, number, number, number, "random" | "duplicate" | "aligned"
 
 forEachBackend("FLYP loss", (backend) => {
   for (const [what, B, E, scale, kind] of CASES) {
-    test(`${what}: equals the float64 reference, and so does its gradient in logit_scale`, () => {
+    test(`${what}: equals the float64 reference, and so does its gradient in logit_scale`, async () => {
       const rng = new Rng(`flyp/${what}`);
       const img = randomMatrix(rng, B, E);
       let txt = randomMatrix(rng, B, E);
@@ -55,13 +56,14 @@ forEachBackend("FLYP loss", (backend) => {
       const s = tf.scalar(scale);
       const before = tf.memory().numTensors;
       const loss = clipContrastiveLoss(it, tt, s);
-      const got = loss.dataSync()[0];
+      const got = (await loss.data())[0];
       assert.ok(Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)), `[${backend}] ${got} vs ${want}`);
       if (B === 1) assert.ok(Math.abs(got) < 1e-6);
       const g = tf.grad((x: tf.Tensor) => clipContrastiveLoss(it, tt, x))(s);
       const h = 1e-4;
       const numeric = (referenceLoss(img, txt, scale + h) - referenceLoss(img, txt, scale - h)) / (2 * h);
-      assert.ok(Math.abs(g.dataSync()[0] - numeric) <= 1e-3 * Math.max(1, Math.abs(numeric)), `[${backend}] d/ds ${g.dataSync()[0]} vs ${numeric}`);
+      const dds = (await g.data())[0];
+      assert.ok(Math.abs(dds - numeric) <= 1e-3 * Math.max(1, Math.abs(numeric)), `[${backend}] d/ds ${dds} vs ${numeric}`);
       tf.dispose([loss, g]);
       assert.equal(tf.memory().numTensors, before, "tensors leaked");
       tf.dispose([it, tt, s]);
@@ -77,11 +79,13 @@ forEachBackend("FLYP loss", (backend) => {
       const clip = await loadTiny();
       const x = tf.tensor4d(fx.image_input);
       const t = tf.tensor2d(ids.ids, ids.shape, "int32");
-      const direct = tf.tidy(() => clipContrastiveLoss(clip.encodeImage(x), clip.encodeText(t), clip.logitScale).dataSync()[0]);
+      const direct = await scalar(tf.tidy(() => clipContrastiveLoss(clip.encodeImage(x), clip.encodeText(t), clip.logitScale)));
       const vars = [...clip.namedVariables()];
       const before = tf.memory().numTensors;
       const { value, grads } = tf.variableGrads(() => flypLoss(clip, x, t), vars.map(([, v]) => v));
-      const out = { loss: value.dataSync()[0], direct, grads: new Map(vars.map(([k, v]) => [k, (grads[v.name].dataSync() as Float32Array).slice()])) };
+      const hostGrads = new Map<string, Float32Array>();
+      for (const [k, v] of vars) hostGrads.set(k, await floats(grads[v.name]));
+      const out = { loss: (await value.data())[0], direct, grads: hostGrads };
       tf.dispose([value, ...Object.values(grads)]);
       const leaked = tf.memory().numTensors - before;
       tf.dispose([x, t]);
@@ -131,10 +135,10 @@ describe("FLYP prompts and logit scale", () => {
     const clip = await loadTiny();
     tf.tidy(() => clip.logitScale.assign(tf.scalar(7)));
     clampLogitScale(clip);
-    assert.ok(Math.abs(clip.logitScale.dataSync()[0] - Math.log(100)) < 1e-6);
+    assert.ok(Math.abs((await clip.logitScale.data())[0] - Math.log(100)) < 1e-6);
     tf.tidy(() => clip.logitScale.assign(tf.scalar(-1)));
     clampLogitScale(clip);
-    assert.equal(clip.logitScale.dataSync()[0], 0);
+    assert.equal((await clip.logitScale.data())[0], 0);
     clip.dispose();
   });
 });

@@ -38,23 +38,23 @@ function adamwRef(b1: number, b2: number, eps: number, wd: number): number[] {
   return p;
 }
 
-function run(opt: Sgd | AdamW, steps = GRADS.length): { p: number[]; v: tf.Variable } {
+async function run(opt: Sgd | AdamW, steps = GRADS.length): Promise<{ p: number[]; v: tf.Variable }> {
   const v = tf.variable(tf.tensor1d(P0));
   for (let t = 0; t < steps; t++) {
     const g = tf.tensor1d(GRADS[t]);
     opt.apply(new Map([["w", v]]), new Map([["w", g]]), LRS[t]);
     g.dispose();
   }
-  return { p: Array.from(v.dataSync()), v };
+  return { p: Array.from(await v.data()), v };
 }
 
 const close = (a: number[], b: number[], tol = 1e-6) => a.every((x, i) => Math.abs(x - b[i]) <= tol * Math.max(1, Math.abs(b[i])));
 
 forEachBackend("optimizers", () => {
   for (const [mu, wd, nesterov] of [[0.9, 0, false], [0.9, 0.01, false], [0.9, 0.0, true], [0, 0, false]] as const) {
-    test(`SGD mu=${mu} wd=${wd} nesterov=${nesterov} matches torch.optim.SGD`, () => {
+    test(`SGD mu=${mu} wd=${wd} nesterov=${nesterov} matches torch.optim.SGD`, async () => {
       const o = new Sgd({ name: "sgd", lr: 0, momentum: mu, weightDecay: wd, nesterov });
-      const { p, v } = run(o);
+      const { p, v } = await run(o);
       const ref = sgdRef(mu, wd, nesterov);
       assert.ok(close(p, ref), `${p} vs ${ref}`);
       assert.ok(!close(p, P0), "parameters moved");
@@ -63,10 +63,10 @@ forEachBackend("optimizers", () => {
     });
   }
 
-  test("AdamW matches torch.optim.AdamW (decoupled decay, bias correction)", () => {
+  test("AdamW matches torch.optim.AdamW (decoupled decay, bias correction)", async () => {
     for (const wd of [0, 0.1]) {
       const o = new AdamW({ name: "adamw", lr: 0, betas: [0.9, 0.999], eps: 1e-8, weightDecay: wd });
-      const { p, v } = run(o);
+      const { p, v } = await run(o);
       const ref = adamwRef(0.9, 0.999, 1e-8, wd);
       assert.ok(close(p, ref, 1e-5), `wd=${wd}: ${p} vs ${ref}`);
       v.dispose();
@@ -74,9 +74,9 @@ forEachBackend("optimizers", () => {
     }
   });
 
-  test("optimizer state restores exactly: 1 step + restore + 2 steps == 3 steps", () => {
+  test("optimizer state restores exactly: 1 step + restore + 2 steps == 3 steps", async () => {
     const full = new AdamW({ name: "adamw", lr: 0, weightDecay: 0.05 });
-    const a = run(full);
+    const a = await run(full);
     const first = new AdamW({ name: "adamw", lr: 0, weightDecay: 0.05 });
     const v = tf.variable(tf.tensor1d(P0));
     const step = (o: AdamW, t: number) => { const g = tf.tensor1d(GRADS[t]); o.apply(new Map([["w", v]]), new Map([["w", g]]), LRS[t]); g.dispose(); };
@@ -86,7 +86,7 @@ forEachBackend("optimizers", () => {
     second.load(saved, first.updates);
     step(second, 1);
     step(second, 2);
-    assert.deepEqual(Array.from(v.dataSync()), a.p);
+    assert.deepEqual(Array.from(await v.data()), a.p);
     tf.dispose([...saved.values(), v, a.v]);
     [full, first, second].forEach((o) => o.dispose());
   });

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { floats } from "../support/read";
 import { TinyMlp, toyImages } from "../support/linear-model";
 import { tempDir } from "../support/fixtures";
 import { memoryImageSet } from "../../src/data/dataset";
@@ -18,7 +19,12 @@ const toy = toyImages(60, S, K);
 const ds = memoryImageSet("toy", toy.pixels, S, S, toy.labels, ["a", "b", "c"]);
 const loader = () => new DataLoader(ds, { batchSize: 10, transform: cifarTrain(S, 1), seed: 7, shuffle: true, dropLast: true, workers: 0 });
 const full = (m: TinyMlp): TrainableModel => ({ model: m, trainable: [...m.namedVariables().values()], describe: "full" });
-const weights = (m: TinyMlp) => new Map([...m.namedVariables()].map(([k, v]) => [k, Buffer.from(v.dataSync().buffer.slice(0))]));
+/** Every variable's bytes, read back asynchronously (a copy). */
+async function weights(m: TinyMlp): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const [k, v] of m.namedVariables()) out.set(k, Buffer.from((await floats(v)).buffer));
+  return out;
+}
 
 /** Wraps a source and fails when asked for batch `at` (a simulated crash). */
 const crashAt = (src: BatchSource, at: number): BatchSource => ({
@@ -45,9 +51,11 @@ forEachBackend("trainer", () => {
       const c = new TinyMlp(S, K, 8, 99); // different init: everything must come from the checkpoint
       const rc = await train(full(c), loader(), cfg, { checkpointDir: path.join(dir, "b"), progress: "off" });
       assert.equal(rc.resumedFrom, 4);
-      const wa = weights(a), wc = weights(c);
+      const wa = await weights(a), wc = await weights(c);
       for (const [k, v] of wa) assert.ok(v.equals(wc.get(k)!), `${k} differs after resume`);
-      assert.ok(!weights(new TinyMlp(S, K, 8, 1)).get("fc1.weight")!.equals(wa.get("fc1.weight")!), "training changed the weights");
+      const fresh = new TinyMlp(S, K, 8, 1);
+      assert.ok(!(await weights(fresh)).get("fc1.weight")!.equals(wa.get("fc1.weight")!), "training changed the weights");
+      fresh.dispose();
       [a, b, c].forEach((m) => m.dispose());
     });
   }
@@ -86,7 +94,7 @@ forEachBackend("trainer", () => {
       train(full(m), poisoned, { steps: 6, optimizer: { name: "sgd", lr: 0.1, momentum: 0.9 }, schedule: { kind: "constant", warmupSteps: 0 }, checkpointEvery: 2 }, { checkpointDir: dir, progress: "off" }),
       (e: unknown) => e instanceof NonFiniteError && e.step === 3 && /update 4: the loss \(NaN\) is not finite.*last good checkpoint is .*step-0000002/.test(e.message),
     );
-    for (const v of m.namedVariables().values()) assert.ok(v.dataSync().every(Number.isFinite));
+    for (const v of m.namedVariables().values()) assert.ok((await floats(v)).every(Number.isFinite));
     assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [2]);
     m.dispose();
   });
@@ -125,7 +133,7 @@ forEachBackend("trainer with the ViT", () => {
     const r = await train(fullTm(c), loader(), cfg, { checkpointDir: path.join(dir, "b"), progress: "off" });
     assert.equal(r.resumedFrom, 2);
     const va = a.namedVariables(), vc = c.namedVariables();
-    for (const [k, v] of va) assert.ok(Buffer.from(v.dataSync().buffer).equals(Buffer.from(vc.get(k)!.dataSync().buffer)), `${k} differs`);
+    for (const [k, v] of va) assert.ok(Buffer.from((await floats(v)).buffer).equals(Buffer.from((await floats(vc.get(k)!)).buffer)), `${k} differs`);
     [a, b, c].forEach((m) => m.dispose());
   });
 });

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { forEachBackend } from "../support/backends";
+import { floats } from "../support/read";
 import { ViTConfig, vitConfig } from "../../src/model/config";
 import { createViT, ViT } from "../../src/model/vit";
 import { loadStateDict, loadWeights, saveStateDict, toHost, trainableOnly } from "../../src/weights/load";
@@ -49,7 +50,7 @@ forEachBackend("weights: save and load", () => {
       for (const [k, v] of sa) assert.ok(sameBits(v, sb.get(k)!), `${k} bit-identical`);
       const x = tf.randomNormal([2, 8, 8, 3], 0, 1, "float32", 3) as tf.Tensor4D;
       const [la, lb] = [a.logits(x), b.logits(x)];
-      assert.ok(sameBits(la.dataSync() as Float32Array, lb.dataSync() as Float32Array));
+      assert.ok(sameBits(await floats(la), await floats(lb)));
       tf.dispose([x, la, lb]);
     } finally {
       a.dispose();
@@ -127,7 +128,8 @@ forEachBackend("weights: save and load", () => {
       assert.ok(sameBits(s.get("head.weight")!, headBefore));
       assert.ok(sameBits(s.get("blocks.0.attn.qkv.weight")!, (await snapshot(src)).get("blocks.0.attn.qkv.weight")!));
       // strict: false tolerates missing/unexpected but never a shape mismatch
-      assert.throws(() => loadStateDict(dst.namedVariables(), await0(src), { strict: false }), /shape mismatch: head\.weight/);
+      const srcDict = await dictOf(src); // read before assert.throws, which takes a synchronous function
+      assert.throws(() => loadStateDict(dst.namedVariables(), srcDict, { strict: false }), /shape mismatch: head\.weight/);
     } finally {
       src.dispose();
       dst.dispose();
@@ -150,10 +152,3 @@ forEachBackend("weights: save and load", () => {
     }
   });
 });
-
-// Synchronous host dict (dataSync) for use inside assert.throws.
-function await0(m: ViT): StateDict {
-  const d: StateDict = new Map();
-  for (const [k, v] of m.namedVariables()) d.set(k, { dtype: "float32", shape: [...v.shape], data: Float32Array.from(v.dataSync()) });
-  return d;
-}

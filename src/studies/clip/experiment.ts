@@ -207,12 +207,12 @@ export async function runClipExperiment(input: ClipExperimentConfig, opts: ClipR
   if (p.adapter) {
     const a = p.adapter;
     const sel = a instanceof SelectiveLoraAdapter ? a : undefined;
-    const scores = sel?.scores();
+    const g = sel ? await sel.gates() : undefined;
     adapter = {
       sites: a.layers.length, macsUnmerged: modelForwardMacs(clip.visual).macs, macsMerged: NaN, macsBase: forwardMacs(clip.visual.config).macs,
-      ...(sel ? { scores: Object.fromEntries(sel.layers.map((l, i) => [l.site.name, (scores as number[])[i]])), activeShare: sel.activeShare(), activeSites: sel.activeBlocks() } : {}),
+      ...(sel && g ? { scores: Object.fromEntries(sel.layers.map((l, i) => [l.site.name, g.scores[i]])), activeShare: g.share, activeSites: g.active } : {}),
     };
-    if (sel) sel.toInference();
+    if (sel) await sel.toInference();
     else a.mergeAndUnload();
     adapter.macsMerged = modelForwardMacs(clip.visual).macs;
   }

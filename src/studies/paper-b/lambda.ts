@@ -177,7 +177,7 @@ export function macsByRank(config: ExperimentConfig, ranks: readonly number[], t
       const s = SelectiveLoraAdapter.attachSelective(m, { rank, targets });
       // Close half the gates, then take the inference form: open ones merged, closed ones dropped.
       s.layers.forEach((l, i) => tf.tidy(() => l.score.assign(tf.scalar(i % 2 === 0 ? 1 : 0))));
-      s.toInference();
+      s.mergeAndUnload(); // toInference's model, without reading back which gates it merged
       return { rank, lora_unmerged, lora_merged, selective_inference: modelForwardMacs(m).macs, base };
     } finally {
       m.dispose();

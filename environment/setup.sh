@@ -7,7 +7,9 @@
 #    rendered to PNG/SVG in headless Chromium), and redis-server (the queue tests start their own;
 #    the Debian service is not enabled or started here). On Debian/Ubuntu as root they are
 #    apt-installed; otherwise the exact commands are printed and the script stops.
-# 4. The project-local kernelspec environment/jupyter/kernels/tslab-study (committed; found through
+# 4. A software WebGPU for the tests (Debian 12, x86_64): environment/webgpu-sw.sh unpacks Mesa's
+#    lavapipe into .webgpu-sw/; the libraries it links against are apt-installed with the rest.
+# 5. The project-local kernelspec environment/jupyter/kernels/tslab-study (committed; found through
 #    JUPYTER_PATH, the user's own Jupyter is left alone): checked to resolve to this checkout, and
 #    with --check-kernel (or after anything was installed) started once to run a cell at the repo root.
 # Each install step prints one line; what npm, apt and dpkg print goes to .setup-logs/<step>.log
@@ -91,6 +93,19 @@ chromium=""
 python=$(find_python) || apt_pkgs+=(jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
 chromium=$(find_chromium) || apt_pkgs+=(chromium fonts-liberation fonts-dejavu-core)
 command -v redis-server >/dev/null 2>&1 || apt_pkgs+=(redis-server)
+webgpu_sw=0
+if [ "$(uname -m)" = x86_64 ] && grep -qs '^VERSION_ID="12"' /etc/os-release; then
+  webgpu_sw=1
+  if [ ! -f .webgpu-sw/icd.json ]; then
+    # soname:package for what lavapipe and the Vulkan loader need (most come with Chromium).
+    have=$(ldconfig -p 2>/dev/null)
+    for pair in libvulkan.so.1:libvulkan1 libLLVM-15.so.1:libllvm15 libdrm.so.2:libdrm2 libwayland-client.so.0:libwayland-client0 \
+        libX11-xcb.so.1:libx11-xcb1 libxcb-dri3.so.0:libxcb-dri3-0 libxcb-present.so.0:libxcb-present0 libxcb-randr.so.0:libxcb-randr0 \
+        libxcb-shm.so.0:libxcb-shm0 libxcb-sync.so.1:libxcb-sync1 libxcb-xfixes.so.0:libxcb-xfixes0 libxshmfence.so.1:libxshmfence1; do
+      case $have in *"${pair%%:*} "*) ;; *) [ "$(id -u)" = 0 ] && apt_pkgs+=("${pair#*:}") ;; esac
+    done
+  fi
+fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -r /etc/debian_version ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -122,8 +137,12 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
 fi
 [ -n "$python" ] || python=$(find_python) || die "no Python with $jupyter_modules after installation (set STUDY_PYTHON)"
 [ -n "$chromium" ] || chromium=$(find_chromium) || die "no Chromium after installation (set STUDY_CHROMIUM)"
+if [ "$webgpu_sw" = 1 ] && [ ! -f .webgpu-sw/icd.json ]; then
+  step webgpu-sw "unpacking Mesa's software Vulkan (lavapipe) for the webgpu tests into .webgpu-sw/" bash environment/webgpu-sw.sh
+  [ -f .webgpu-sw/icd.json ] || echo "setup: note: $(tail -n 1 "$logdir/webgpu-sw.log"); the tests run without the webgpu backend" >&2
+fi
 
-# 4. The project kernelspec. JUPYTER_PATH entries come first in Jupyter's search path, so this
+# 5. The project kernelspec. JUPYTER_PATH entries come first in Jupyter's search path, so this
 #    one wins over any user-wide kernelspec of the same name.
 export JUPYTER_PATH="$root/environment/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 for f in kernel.json kernel.sh; do

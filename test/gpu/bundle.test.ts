@@ -6,6 +6,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { REPO_ROOT } from "../../src/ground/root";
 import { tempDir } from "../support/fixtures";
@@ -35,7 +36,13 @@ function pathWithoutNode(dir: string): string {
 
 const missing = ["bash", "xz", "tar", "sha256sum"].filter((t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0);
 
-test("the GPU bundle builds under 64 MiB and its check runs from it on wasm at the tiny size, without node on PATH", { skip: missing.length ? `missing ${missing.join(", ")}` : false, timeout: 600_000 }, () => {
+const SOFTWARE_ICD = path.join(REPO_ROOT, ".webgpu-sw", "icd.json");
+const skip = missing.length ? `missing ${missing.join(", ")}` : false;
+let built: { mib: string; seconds: number; withVulkan: boolean } | undefined;
+
+/** Builds (or refreshes) .gpu/ once for the tests below. */
+function buildBundle(): NonNullable<typeof built> {
+  if (built) return built;
   const t0 = Date.now();
   const build = spawnSync("bash", [path.join(REPO_ROOT, "environment", "gpu-bundle.sh")], {
     cwd: REPO_ROOT, encoding: "utf8", env: { ...process.env, GPU_BUNDLE_XZ_LEVEL: "0", GPU_BUNDLE_XZ_THREADS: "2" },
@@ -45,16 +52,22 @@ test("the GPU bundle builds under 64 MiB and its check runs from it on wasm at t
   assert.ok(total && Number(total[1]) < 64, `bundle size line missing or too big:\n${build.stdout}`);
   for (const f of ["node.xz", "dawn.node.xz", "app.tar.xz", "MANIFEST.sha256"]) assert.ok(fs.existsSync(path.join(BUNDLE, f)), f);
   const withVulkan = fs.existsSync(path.join(BUNDLE, "vulkan")) && fs.readdirSync(path.join(BUNDLE, "vulkan")).some((f) => f.endsWith(".deb"));
-  const built = (Date.now() - t0) / 1000;
+  built = { mib: total![1], seconds: (Date.now() - t0) / 1000, withVulkan };
+  return built;
+}
 
+/** Runs environment/gpu-check.sh from the bundle at the tiny size on `backend` and checks every JSON it writes. */
+function checkFromBundle(backend: "wasm" | "webgpu", extraEnv: NodeJS.ProcessEnv = {}): void {
+  const { mib, seconds, withVulkan } = buildBundle();
+  const t0 = Date.now();
   const dir = tempDir("gpu-check");
   const out = path.join(dir, "out");
-  const env: NodeJS.ProcessEnv = { HOME: process.env.HOME, LANG: "C.UTF-8", TMPDIR: dir, PATH: pathWithoutNode(dir), STUDY_BACKEND: "wasm", GPU_CHECK_SIZE: "tiny" };
+  const env: NodeJS.ProcessEnv = { HOME: process.env.HOME, LANG: "C.UTF-8", TMPDIR: dir, PATH: pathWithoutNode(dir), STUDY_BACKEND: backend, GPU_CHECK_SIZE: "tiny", ...extraEnv };
   assert.notEqual(spawnSync("sh", ["-c", "command -v node"], { env }).status, 0, "node must not be on the check's PATH");
   const run = spawnSync("bash", [path.join(REPO_ROOT, "environment", "gpu-check.sh"), out], { cwd: REPO_ROOT, encoding: "utf8", env });
   const log = `${run.stdout}\n${run.stderr}`;
   assert.equal(run.status, 0, `gpu-check.sh failed:\n${log.slice(-6000)}`);
-  const checked = (Date.now() - t0) / 1000 - built;
+  const checked = (Date.now() - t0) / 1000;
   const read = (name: string) => JSON.parse(fs.readFileSync(path.join(out, `${name}.json`), "utf8"));
 
   // At most 8 flat files: the JSON of each phase and the log.
@@ -62,13 +75,13 @@ test("the GPU bundle builds under 64 MiB and its check runs from it on wasm at t
   assert.deepEqual(files, ["backend.json", "bench.json", "check.log", "study.json", "summary.json", "tests.json", "torch.json"]);
   assert.ok(fs.readFileSync(path.join(out, "check.log"), "utf8").includes("unpacked into"), "the log has the run");
 
-  const backend = read("backend");
-  assert.equal(backend.choice, "wasm");
-  assert.equal(typeof backend.webgpu, "string");
-  // With the bundle's Vulkan loader Dawn starts (and finds no GPU here); without it, it is not started.
+  const report = read("backend");
+  assert.equal(report.choice, backend);
+  assert.equal(typeof report.webgpu, "string");
+  // With the bundle's Vulkan loader Dawn starts; without it, it is not started.
   if (withVulkan) {
-    assert.match(String(backend.vulkanLoader), /vulkan/);
-    assert.ok(!/no Vulkan loader/.test(backend.webgpu), `Dawn should have started: ${backend.webgpu}`);
+    assert.match(String(report.vulkanLoader), /vulkan/);
+    assert.ok(!/no Vulkan loader/.test(report.webgpu), `Dawn should have started: ${report.webgpu}`);
   }
 
   const tests = read("tests");
@@ -103,5 +116,15 @@ test("the GPU bundle builds under 64 MiB and its check runs from it on wasm at t
   assert.equal(summary.rows.length, 6);
   assert.equal(summary.tests_ok, true);
   if (torch.available) for (const r of summary.rows) assert.ok(r.ratio_fp32 > 0, JSON.stringify(r));
-  console.log(`# bundle ${total![1]} MiB built in ${built.toFixed(0)} s; tiny check ${checked.toFixed(0)} s`);
+  console.log(`# bundle ${mib} MiB built in ${seconds.toFixed(0)} s; tiny check on ${backend} ${checked.toFixed(0)} s`);
+}
+
+test("the GPU bundle builds under 64 MiB and its check runs from it on wasm at the tiny size, without node on PATH", { skip, timeout: 600_000 }, () => {
+  checkFromBundle("wasm");
+});
+
+// The same script on a real WebGPU: Dawn over Mesa's software Vulkan driver (environment/webgpu-sw.sh),
+// what the GPU machine runs over NVIDIA's, at the tiny size.
+test("the GPU check runs from the bundle on webgpu (Dawn over Mesa's software Vulkan) at the tiny size", { skip: skip || (fs.existsSync(SOFTWARE_ICD) ? false : "no software Vulkan driver in .webgpu-sw (environment/webgpu-sw.sh)"), timeout: 600_000 }, () => {
+  checkFromBundle("webgpu", { VK_ADD_DRIVER_FILES: SOFTWARE_ICD, XDG_RUNTIME_DIR: os.tmpdir() });
 });

@@ -52,6 +52,8 @@ export interface GpuBenchRow {
   deviceMiB?: number;
   /** Costliest kernels of one profiled training step (when the backend times kernels). */
   kernels?: KernelCost[];
+  /** Measured with tfjs's own kernels for GELU and LayerNorm (STUDY_WEBGPU_STOCK_KERNELS=1): the "before" of the fused ones. */
+  stockKernels?: boolean;
   skipped?: string;
   error?: string;
 }
@@ -185,6 +187,8 @@ interface GroupJob {
   rowSeconds: number;
   /** Strategies whose profiled step keeps its kernel table. */
   profile: string[];
+  /** Run with STUDY_WEBGPU_STOCK_KERNELS=1 (webgpu only: the composed GELU and LayerNorm). */
+  stockKernels?: boolean;
 }
 
 const ROW = "GPU-BENCH-ROW ";
@@ -202,6 +206,7 @@ export async function benchGroup(job: GroupJob): Promise<void> {
       continue;
     }
     const row = await runRow(job.model, job.batch, s, job.classes, job.rowSeconds, job.profile.includes(s), report.choice);
+    if (job.stockKernels) row.stockKernels = true;
     if (row.train) slowest = Math.max(slowest, row.train.median);
     console.log(ROW + JSON.stringify(row));
   }
@@ -225,9 +230,19 @@ function groups(): GroupJob[] {
   return out.sort((a, b) => cost(a.model, a.batch) - cost(b.model, b.batch));
 }
 
+/**
+ * On webgpu, the profiled group's full fine-tuning once more with the stock GELU and LayerNorm
+ * compositions, right after it: the fused kernels' before and after, measured in the same call.
+ */
+function withStockKernels(jobs: GroupJob[], backend: string): GroupJob[] {
+  if (backend !== "webgpu") return jobs;
+  return jobs.flatMap((j) => (j.profile.includes("full") ? [j, { ...j, strategies: ["full"], profile: ["full"], stockKernels: true }] : [j]));
+}
+
 function runChild(job: GroupJob, onRow: (r: GpuBenchRow) => void): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const child = fork(process.argv[1], ["bench-group", JSON.stringify(job)], { execArgv: process.execArgv, stdio: ["ignore", "pipe", "inherit", "ipc"] });
+    const env = job.stockKernels ? { ...process.env, STUDY_WEBGPU_STOCK_KERNELS: "1" } : process.env;
+    const child = fork(process.argv[1], ["bench-group", JSON.stringify(job)], { execArgv: process.execArgv, env, stdio: ["ignore", "pipe", "inherit", "ipc"] });
     let buf = "";
     child.stdout!.on("data", (d: Buffer) => {
       buf += d.toString();
@@ -244,7 +259,7 @@ function runChild(job: GroupJob, onRow: (r: GpuBenchRow) => void): Promise<strin
 }
 
 export function formatRow(r: GpuBenchRow): string {
-  const head = `${r.model} b${r.batch} ${r.strategy}`.padEnd(28);
+  const head = `${r.model} b${r.batch} ${r.strategy}${r.stockKernels ? " (stock)" : ""}`.padEnd(28);
   if (r.skipped) return `${head} skipped: ${r.skipped}`;
   if (r.error) return `${head} FAILED: ${r.error}`;
   const f = (x?: number, d = 1) => (x === undefined ? "-" : x.toFixed(d));
@@ -260,14 +275,14 @@ export async function benchPhase(out: string): Promise<number> {
   const save = () => writeResult(out, "bench", result);
   save();
   let rate: number | undefined; // training MACs per second of the slowest row so far
-  for (const job of groups()) {
+  for (const job of withStockKernels(groups(), report.choice)) {
     // The group's first step (full fine-tuning: about 3x the forward MACs) at the rate seen so far,
     // times the steps a row takes.
     const need = rate ? (6 * 3 * forwardMacs(vitConfig(job.model, { numClasses: job.classes })).macs * job.batch) / rate : 0;
     const left = secondsLeft();
     if (left < 10 || need > left - 5) {
       const why = left < 10 ? "no time left for this group" : `not enough time left (~${need.toFixed(0)} s needed at the rate of the groups before, ${left.toFixed(0)} s left)`;
-      for (const s of job.strategies) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, skipped: why });
+      for (const s of job.strategies) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, skipped: why, ...(job.stockKernels ? { stockKernels: true } : {}) });
       say("bench", `${job.model} batch ${job.batch}: skipped (${why})`);
       save();
       continue;
@@ -282,7 +297,7 @@ export async function benchPhase(out: string): Promise<number> {
       save();
     });
     for (const s of job.strategies) {
-      if (!seen.has(s)) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, error: failure ?? "no result" });
+      if (!seen.has(s)) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, error: failure ?? "no result", ...(job.stockKernels ? { stockKernels: true } : {}) });
     }
     save();
   }

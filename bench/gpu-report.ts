@@ -70,7 +70,27 @@ export interface SummaryRow {
 /** Four significant digits (TFLOP/s of a tiny CPU run are 1e-3). */
 const r3 = (x: number | null | undefined): number | null => (x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toPrecision(4)));
 
-export function summarize(bench: GpuBenchRow[], torch: TorchResult | undefined, onH200: boolean): SummaryRow[] {
+/** The fused GELU and LayerNorm kernels against tfjs's compositions (webgpu), row by row. */
+export interface FusedComparison {
+  model: string;
+  batch: number;
+  strategy: string;
+  fused_train_img_s: number | null;
+  stock_train_img_s: number | null;
+  /** fused / stock training images per second. */
+  speedup: number | null;
+}
+
+export function fusedComparison(bench: GpuBenchRow[]): FusedComparison[] {
+  return bench.filter((r) => r.stockKernels).map((stock) => {
+    const fused = bench.find((r) => !r.stockKernels && r.model === stock.model && r.batch === stock.batch && r.strategy === stock.strategy);
+    const a = fused?.train?.imgPerSec ?? null, b = stock.train?.imgPerSec ?? null;
+    return { model: stock.model, batch: stock.batch, strategy: stock.strategy, fused_train_img_s: r3(a), stock_train_img_s: r3(b), speedup: r3(a !== null && b ? a / b : null) };
+  });
+}
+
+export function summarize(all: GpuBenchRow[], torch: TorchResult | undefined, onH200: boolean): SummaryRow[] {
+  const bench = all.filter((r) => !r.stockKernels);
   const t = (r: GpuBenchRow, mode: string) => torch?.rows?.find((x) => x.model === r.model && x.batch === r.batch && x.strategy === r.strategy && x.mode === mode);
   // Rows PyTorch measured and ours did not (ours at another size): listed too, ours empty.
   const key = (r: { model: string; batch: number; strategy: string }) => `${r.model}|${r.batch}|${r.strategy}`;
@@ -130,6 +150,7 @@ export function summaryPhase(out: string): number {
   const rows = summarize(bench?.rows ?? [], torch, onH200);
   const goal = rows.filter((r) => r.model === "vit-base-16" && r.ratio_fp32 !== null);
   const table = markdown(rows);
+  const fused = fusedComparison(bench?.rows ?? []);
   const summary = {
     backend: bench?.backend ?? null, device: device || null,
     peak: {
@@ -144,10 +165,12 @@ export function summaryPhase(out: string): number {
     goal: goal.length
       ? goal.map((r) => `vit-base-16 b${r.batch} ${r.strategy}: ours/PyTorch fp32 = ${r.ratio_fp32} (goal >= 0.30 for training)`)
       : "not measured (no vit-base-16 row with both sides)",
+    fused_kernels: fused,
     rows, table,
   };
   writeResult(out, "summary", summary);
   console.log(table);
+  for (const c of fused) console.log(`fused GELU/LayerNorm: ${c.model} b${c.batch} ${c.strategy} train ${c.fused_train_img_s ?? "-"} img/s vs ${c.stock_train_img_s ?? "-"} with tfjs's compositions (x${c.speedup ?? "-"})`);
   if (Array.isArray(summary.goal)) for (const g of summary.goal) console.log(g);
   else console.log(`goal: ${summary.goal}`);
   console.log(`tests: ${tests?.ok === undefined ? "not run" : tests.ok ? "passed" : "FAILED"}; study: ${study?.status ?? "not run"}; torch: ${torch?.available ? `${torch.torch} on ${torch.device} (${torch.model_source})` : `not run (${torch?.reason ?? "no torch.json"})`}`);

@@ -2,8 +2,9 @@
 //
 // Written as compositions of tf ops, autodiff keeps every intermediate and runs ~25 small kernels
 // per LayerNorm backward and an erf gradient per GELU. Here each is one op either way:
-//   - a fused kernel, where the backend registers one (the wasm backend does: one or two SIMD
-//     passes per op, runtime/wasm-kernels.ts), with the gradients registered below;
+//   - a fused kernel, where the backend registers one (wasm: one or two SIMD passes per op,
+//     runtime/wasm-kernels.ts; webgpu: one to three shader passes, runtime/webgpu-kernels.ts),
+//     with the gradients registered below;
 //   - otherwise a tf.customGrad composition that saves two tensors and runs a handful of kernels
 //     in its closed-form backward.
 // The values are the formulas of torch.nn.LayerNorm and the exact erf GELU; test/model/ops.test.ts

@@ -93,7 +93,9 @@ function checkFromBundle(backend: "wasm" | "webgpu", extraEnv: NodeJS.ProcessEnv
   for (const s of tests.strategies) assert.ok(s.flat && s.leftAfterDispose === 0 && s.numTensors.length === 3, JSON.stringify(s));
 
   const bench = read("bench");
-  assert.equal(bench.rows.length, 6);
+  // On webgpu the profiled group's full fine-tuning runs once more with tfjs's own GELU and LayerNorm.
+  assert.equal(bench.rows.length, backend === "webgpu" ? 7 : 6);
+  assert.equal(bench.rows.filter((r: { stockKernels?: boolean }) => r.stockKernels).length, backend === "webgpu" ? 1 : 0);
   for (const r of bench.rows) {
     assert.ok(r.train?.imgPerSec > 0 && r.forward?.imgPerSec > 0 && r.trainTflops > 0 && r.macs.train > r.macs.forward, JSON.stringify(r));
   }
@@ -115,6 +117,8 @@ function checkFromBundle(backend: "wasm" | "webgpu", extraEnv: NodeJS.ProcessEnv
   const summary = read("summary");
   assert.equal(summary.rows.length, 6);
   assert.equal(summary.tests_ok, true);
+  assert.equal(summary.fused_kernels.length, backend === "webgpu" ? 1 : 0);
+  for (const c of summary.fused_kernels) assert.ok(c.speedup > 0 && c.fused_train_img_s > 0 && c.stock_train_img_s > 0, JSON.stringify(c));
   if (torch.available) for (const r of summary.rows) assert.ok(r.ratio_fp32 > 0, JSON.stringify(r));
   console.log(`# bundle ${mib} MiB built in ${seconds.toFixed(0)} s; tiny check on ${backend} ${checked.toFixed(0)} s`);
 }

@@ -4,8 +4,9 @@
 # 1. Node >= 20.19 (tslab's require() of ESM-only packages such as arquero needs it).
 # 2. `npm ci`, only when node_modules does not match package-lock.json.
 # 3. A Python with Jupyter Notebook, nbconvert, nbclient and ipykernel, Chromium (figures are
-#    rendered to PNG/SVG in headless Chromium), and redis-server (the queue tests start their own;
-#    the Debian service is not enabled or started here). On Debian/Ubuntu as root they are
+#    rendered to PNG/SVG in headless Chromium), redis-server (the queue tests start their own;
+#    the Debian service is not enabled or started here), and Debian's dataset-fashion-mnist where
+#    neither the data mirror nor the cache has Fashion-MNIST. On Debian/Ubuntu as root they are
 #    apt-installed; otherwise the exact commands are printed and the script stops.
 # 4. A software WebGPU for the tests (Debian 12, x86_64): environment/webgpu-sw.sh unpacks Mesa's
 #    lavapipe into .webgpu-sw/; the libraries it links against are apt-installed with the rest.
@@ -93,6 +94,13 @@ chromium=""
 python=$(find_python) || apt_pkgs+=(jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
 chromium=$(find_chromium) || apt_pkgs+=(chromium fonts-liberation fonts-dejavu-core)
 command -v redis-server >/dev/null 2>&1 || apt_pkgs+=(redis-server)
+# Fashion-MNIST (03 and 05 read it): Debian's package, unless the data mirror or the cache has it.
+mirror=${STUDY_DATA_MIRROR-$root/../shared/data}
+fmnist=fashion-mnist/train-images-idx3-ubyte.gz
+if [ ! -f "/usr/share/datasets/$fmnist" ] && { [ -z "$mirror" ] || [ ! -f "$mirror/$fmnist" ]; } && [ ! -f "${STUDY_DATA_DIR:-$root/data/cache}/$fmnist" ] \
+    && [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ]; then
+  apt_pkgs+=(dataset-fashion-mnist)
+fi
 webgpu_sw=0
 if [ "$(uname -m)" = x86_64 ] && grep -qs '^VERSION_ID="12"' /etc/os-release; then
   webgpu_sw=1

@@ -2,6 +2,7 @@
 // then cpu. `STUDY_BACKEND` overrides. The report says what was picked and why, and goes into
 // every run's record.
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { configureWasm, errorText } from "./wasm";
@@ -108,6 +109,31 @@ export function findVulkanLoader(env: NodeJS.ProcessEnv = process.env): string |
   return null;
 }
 
+/**
+ * The Vulkan driver manifests (ICD json files) the loader would read on Linux, searched as it
+ * searches: VK_DRIVER_FILES (or the older VK_ICD_FILENAMES) replaces the search, VK_ADD_DRIVER_FILES
+ * adds to it, else the vulkan/icd.d folders of XDG_CONFIG_DIRS, /etc, XDG_DATA_HOME and XDG_DATA_DIRS.
+ */
+export function findVulkanDrivers(env: NodeJS.ProcessEnv = process.env): string[] {
+  const list = (v: string | undefined) => (v ?? "").split(":").filter((d) => d.length > 0);
+  const manifests = (p: string): string[] => {
+    try {
+      if (!fs.statSync(p).isDirectory()) return [p];
+      return fs.readdirSync(p).filter((f) => f.endsWith(".json")).map((f) => path.join(p, f));
+    } catch {
+      return [];
+    }
+  };
+  const added = list(env.VK_ADD_DRIVER_FILES).flatMap(manifests);
+  const explicit = list(env.VK_DRIVER_FILES ?? env.VK_ICD_FILENAMES);
+  if (explicit.length > 0) return [...explicit.flatMap(manifests), ...added];
+  const dataHome = env.XDG_DATA_HOME || (env.HOME ? path.join(env.HOME, ".local", "share") : "");
+  const dirs = [
+    ...list(env.XDG_CONFIG_DIRS || "/etc/xdg"), "/etc", ...(dataHome ? [dataHome] : []), ...list(env.XDG_DATA_DIRS || "/usr/local/share:/usr/share"),
+  ].map((d) => path.join(d, "vulkan", "icd.d"));
+  return [...dirs.flatMap(manifests), ...added];
+}
+
 function isChoice(s: string): s is BackendChoice {
   return (BACKEND_ORDER as readonly string[]).includes(s);
 }
@@ -142,6 +168,21 @@ function flattenFeatureRequests(proto: (GPUAdapter & { [FLAT_FEATURES]?: boolean
   proto[FLAT_FEATURES] = true;
 }
 
+/**
+ * Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set in the environment"
+ * (twice, into a notebook's output) when they start without it, looking for a Wayland display that
+ * is never used here; for as long as Dawn enumerates adapters it is the temp folder.
+ */
+async function withRuntimeDir<T>(f: () => Promise<T>): Promise<T> {
+  if (process.platform !== "linux" || process.env.XDG_RUNTIME_DIR) return f();
+  process.env.XDG_RUNTIME_DIR = os.tmpdir();
+  try {
+    return await f();
+  } finally {
+    delete process.env.XDG_RUNTIME_DIR;
+  }
+}
+
 /** Installs Dawn's `navigator.gpu` (once) and asks it for an adapter; null when there is none. */
 export async function probeWebGPU(): Promise<AdapterInfo | null> {
   if (webgpuAdapter !== undefined) return webgpuAdapter;
@@ -153,6 +194,12 @@ export async function probeWebGPU(): Promise<AdapterInfo | null> {
   const otherBackend = dawnOptions.some((o) => o.startsWith("backend=") && o !== "backend=vulkan");
   if (process.platform === "linux" && !otherBackend && !findVulkanLoader()) {
     webgpuMissing = `no Vulkan loader (${VULKAN_LOADER} not in LD_LIBRARY_PATH, the ld.so cache or /usr/lib): Dawn not started`;
+    webgpuAdapter = null;
+    return null;
+  }
+  // A loader without a driver: Dawn would find no adapter and print "vkCreateInstance: Found no drivers!".
+  if (process.platform === "linux" && !otherBackend && findVulkanDrivers().length === 0) {
+    webgpuMissing = "a Vulkan loader but no Vulkan driver (no ICD manifest in /etc/vulkan/icd.d, /usr/share/vulkan/icd.d or VK_DRIVER_FILES): Dawn not started";
     webgpuAdapter = null;
     return null;
   }
@@ -168,7 +215,7 @@ export async function probeWebGPU(): Promise<AdapterInfo | null> {
       if (g.navigator) Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
       else (globalThis as unknown as { navigator: { gpu: GPU } }).navigator = { gpu };
     }
-    const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: "high-performance" });
+    const adapter = await withRuntimeDir(() => g.navigator!.gpu!.requestAdapter({ powerPreference: "high-performance" }));
     if (!adapter) {
       releaseWebGPU();
       webgpuAdapter = null;

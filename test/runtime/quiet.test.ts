@@ -6,7 +6,7 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { findVulkanLoader } from "../../src/runtime/backend";
+import { findVulkanDrivers, findVulkanLoader } from "../../src/runtime/backend";
 import { REPO_ROOT } from "../../src/ground/root";
 import { tempDir } from "../support/fixtures";
 
@@ -48,6 +48,21 @@ test("findVulkanLoader finds libvulkan.so.1 in LD_LIBRARY_PATH", () => {
   assert.equal(findVulkanLoader({ LD_LIBRARY_PATH: `/nonexistent:${dir}` }), path.join(dir, "libvulkan.so.1"));
 });
 
+test("findVulkanDrivers reads the driver manifests the Vulkan loader would", () => {
+  const dir = tempDir("vulkan-icd");
+  const icd = path.join(dir, "vulkan", "icd.d");
+  fs.mkdirSync(icd, { recursive: true });
+  fs.writeFileSync(path.join(icd, "a.json"), "{}");
+  fs.writeFileSync(path.join(icd, "notes.txt"), "");
+  const extra = path.join(dir, "extra.json");
+  fs.writeFileSync(extra, "{}");
+  const none = { XDG_CONFIG_DIRS: "/nonexistent", XDG_DATA_DIRS: "/nonexistent", HOME: "/nonexistent" };
+  assert.deepEqual(findVulkanDrivers({ ...none, XDG_DATA_DIRS: dir }).filter((f) => f.startsWith(dir)), [path.join(icd, "a.json")]);
+  assert.deepEqual(findVulkanDrivers({ ...none, VK_DRIVER_FILES: `${extra}:/nonexistent.json`, XDG_DATA_DIRS: dir }), [extra]); // replaces the search
+  assert.deepEqual(findVulkanDrivers({ ...none, VK_ICD_FILENAMES: icd }), [path.join(icd, "a.json")]); // a folder of manifests
+  assert.deepEqual(findVulkanDrivers({ ...none, VK_ADD_DRIVER_FILES: extra }).filter((f) => f.startsWith(dir)), [extra]);
+});
+
 const noLoader = process.platform !== "linux" ? "Linux only" : findVulkanLoader() !== null && `this machine has a Vulkan loader (${findVulkanLoader()})`;
 
 test("without a Vulkan loader Dawn is not started, and the report says why", { skip: noLoader }, () => {
@@ -61,4 +76,22 @@ test("without a Vulkan loader Dawn is not started, and the report says why", { s
   // Dawn itself, started here, prints the warning the chooser avoids.
   const dawn = run(`const { create } = require("webgpu");\ncreate([]).requestAdapter().then(() => process.exit(0));\n`);
   assert.ok(dawn.includes(VULKAN), dawn);
+});
+
+const loaderOnly = process.platform !== "linux" ? "Linux only" : findVulkanLoader() === null && "this machine has no Vulkan loader";
+
+test("with a Vulkan loader but no driver Dawn is not started either, and the report says why", { skip: loaderOnly }, (t) => {
+  const nowhere = { XDG_CONFIG_DIRS: "/nonexistent", XDG_DATA_DIRS: "/nonexistent", XDG_DATA_HOME: "/nonexistent", VK_DRIVER_FILES: "", VK_ICD_FILENAMES: "", VK_ADD_DRIVER_FILES: "" };
+  // /etc/vulkan/icd.d is searched too: only where it holds no manifest is this the no-driver case.
+  if (findVulkanDrivers(nowhere).length > 0) {
+    t.skip("/etc/vulkan/icd.d holds a driver manifest");
+    return;
+  }
+  const out = run(
+    `import { initBackend } from ${BACKEND};\n` +
+      `initBackend().then((r) => { console.log("WEBGPU " + r.attempts.find((a) => a.name === "webgpu")!.detail); process.exit(0); });\n`,
+    { STUDY_BACKEND: "", STUDY_DAWN_OPTIONS: "", ...nowhere },
+  );
+  assert.ok(!out.includes("Found no drivers"), out);
+  assert.match(out, /^WEBGPU a Vulkan loader but no Vulkan driver .*: Dawn not started$/m);
 });

@@ -86,11 +86,23 @@ export function resultFields(o: StudyOutcome): Record<string, Cell> {
   return o.kind === "clip" ? clipResults(o.out.results) : vitResults(o.out.results);
 }
 
+/**
+ * The result columns a run of this config always has, empty: a failed run's row carries them, so
+ * that a table whose runs all failed still has its columns (and shows why in its error column).
+ */
+function emptyResults(c: StudyConfig): Record<string, Cell> {
+  const out: Record<string, Cell> = { trainable: null, target_top1_last: null, target_top1_best: null, best_step: null, train_seconds: null, describe: null };
+  const k = c.strategy.kind;
+  if (k === "lora" || k === "selective-lora") Object.assign(out, { sites: null, macs: null, macs_unmerged: null, macs_base: null });
+  if (k === "selective-lora") Object.assign(out, { active_share: null, active_sites: null });
+  return out;
+}
+
 /** A sweep's row of one run: its tags and config fields, then its results, or why it failed. */
 export function studyRow(tags: Record<string, Cell>, c: StudyConfig, id: string, o: StudyOutcome | Error): Record<string, Cell> {
   const head = { ...tags, ...configFields(c), id };
   return o instanceof Error
-    ? { ...head, status: "failed", error: o.message }
+    ? { ...head, status: "failed", error: o.message, ...emptyResults(c) }
     : { ...head, status: o.out.reused ? "reused" : "trained", error: null, ...resultFields(o) };
 }
 

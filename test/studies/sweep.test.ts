@@ -62,3 +62,16 @@ test("a sweep: rows per variant, retention at its steps, best checkpoint, failur
   assert.deepEqual((plan(base, variants, { root }).array("status") as string[]).slice(0, 3), ["finished", "finished", "finished"]);
   assert.ok(fs.existsSync(path.join(root, String(rows[0].id), "best")), "the best checkpoint is kept beside the run");
 });
+
+test("a sweep whose runs all fail still has its result columns, empty, and says why in each row", async () => {
+  const failing: Variant[] = [
+    { tags: { method: "broken" }, strategy: { kind: "top-k", k: 5 } },
+    { tags: { method: "broken lora" }, strategy: { kind: "selective-lora", rank: 2, blocks: [5] } },
+  ];
+  const t = await sweep(toyStudy(tree), failing, { root: path.join(dir, "all-failed"), backend: "cpu" });
+  const cols = t.columnNames();
+  for (const c of ["status", "error", "target_top1_best", "target_top1_last", "train_seconds", "macs", "active_share"]) assert.ok(cols.includes(c), `${c} in [${cols}]`);
+  const rows = rowsOf(t.select("method", "status", "target_top1_best", "active_share", "error"));
+  assert.deepEqual(rows.map((r) => [r.method, r.status, r.target_top1_best, r.active_share]), [["broken", "failed", null, null], ["broken lora", "failed", null, null]]);
+  for (const r of rows) assert.ok(String(r.error).length > 0);
+});

@@ -97,10 +97,14 @@ describe("workers that die or are stopped, on a shared run store", { skip: SKIP_
 
   test("a worker that loses its job's lock stops its run; the job is taken up again and finishes once", { timeout: 180_000 }, async (t) => {
     const variants: Variant[] = [{ tags: { method: "lora r4" }, strategy: { kind: "lora", rank: 4 } }];
-    const expected = rowsOf(await sweep(base, variants, { root: path.join(dir, "lock-local"), backend: "cpu", queue: "" }));
+    // Long enough that the holder renews its lock (every LOCK/2 s) before the run ends: with the 40
+    // steps of the other tests, a fast run could finish first, and its worker then only learns of
+    // the lost lock when it reports the run (which the next attempt finds finished in the store).
+    const long = toyStudy(tree, 200);
+    const expected = rowsOf(await sweep(long, variants, { root: path.join(dir, "lock-local"), backend: "cpu", queue: "" }));
     const id = String(expected[0].id);
     const alive = workers.filter((w) => w !== killed);
-    const pending = sweep(base, variants, { root: path.join(dir, "lock-notebook"), queue: redis.url });
+    const pending = sweep(long, variants, { root: path.join(dir, "lock-notebook"), queue: redis.url });
     const holder = await Promise.race(alive.map((w) => w.waitFor(new RegExp(` start ${id} `), 60_000).then(() => w)));
     while (checkpointStep(shared, id) < 10) await sleep(10);
     // What a lock that expired looks like to its holder (its worker was cut off from Redis too long).

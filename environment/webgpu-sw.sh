@@ -8,7 +8,7 @@
 #
 #   bash environment/webgpu-sw.sh [DIR]      # DIR defaults to .webgpu-sw/ beside environment/
 #
-# Needs dpkg (or Python) and curl (or Python); the libraries the driver links against (libvulkan1,
+# Needs dpkg, and curl (or Python); the libraries the driver links against (libvulkan1,
 # libllvm15, libdrm2, the xcb and wayland client libraries) come from Debian 12 itself (setup.sh
 # apt-installs them). Prints one line; exits 0 with a note when it cannot (then the tests run
 # without webgpu, as before), 1 only when a download does not match its checksum.
@@ -22,6 +22,7 @@ note() { echo "webgpu-sw: $*"; }
 
 if [ -f "$lib" ] && [ -f "$icd" ]; then exit 0; fi
 if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then note "skipped: Linux x86_64 only (webgpu tests need a GPU adapter here)"; exit 0; fi
+command -v dpkg >/dev/null || { note "skipped: no dpkg (this is Debian 12's package)"; exit 0; }
 
 deb_name="mesa-vulkan-drivers_25.0.7-2~bpo12+1_amd64.deb"
 deb_url="http://deb.debian.org/debian/pool/main/m/mesa/$deb_name"
@@ -55,21 +56,7 @@ fi
 got=$(sha256sum "$tmp/mesa.deb" | cut -d' ' -f1)
 if [ "$got" != "$deb_sha" ]; then echo "webgpu-sw: error: $deb_url has sha256 $got, expected $deb_sha" >&2; exit 1; fi
 
-if command -v dpkg >/dev/null; then dpkg -x "$tmp/mesa.deb" "$tmp/x"
-else
-  python3 - "$tmp/mesa.deb" "$tmp/x" <<'PY'
-import io, lzma, sys, tarfile
-data = open(sys.argv[1], "rb").read()
-assert data[:8] == b"!<arch>\n", "not a .deb (ar) file"
-pos = 8
-while pos < len(data):
-    name, size = data[pos:pos + 16].decode().strip().rstrip("/"), int(data[pos + 48:pos + 58])
-    if name.startswith("data.tar"):
-        tarfile.open(fileobj=io.BytesIO(data[pos + 60:pos + 60 + size])).extractall(sys.argv[2])
-        break
-    pos += 60 + size + (size & 1)
-PY
-fi
+dpkg -x "$tmp/mesa.deb" "$tmp/x" || { note "skipped: dpkg -x could not unpack $deb_url"; exit 0; }
 so=$(find "$tmp/x" -name libvulkan_lvp.so | head -1)
 [ -n "$so" ] || { note "skipped: no libvulkan_lvp.so in $deb_url"; exit 0; }
 missing=$(ldd "$so" 2>/dev/null | awk '/not found/ { print $1 }' | tr '\n' ' ')

@@ -267,11 +267,73 @@ export function formatRow(r: GpuBenchRow): string {
   return `${head} train ${f(r.train?.imgPerSec)} img/s (${g(r.trainTflops)} TFLOP/s, first step ${f(r.firstStepSeconds, 2)} s), forward ${f(r.forward?.imgPerSec)} img/s, peak tensors ${f(r.peakTensorMiB, 0)} MiB, device ${f(r.deviceMiB, 0)} MiB`;
 }
 
+/** One matrix product of a ViT training step, timed alone. */
+export interface MatmulProbe {
+  what: string;
+  /** [batch, M, K] x [batch, K, N] as computed (transposes folded in). */
+  shape: [number, number, number, number];
+  transposeA: boolean;
+  transposeB: boolean;
+  ms: number;
+  tflops: number;
+}
+
+/**
+ * The step's main products for `model` at `batch`, each timed alone (warmed up, then 5 calls
+ * between two reads of one element): where matmul throughput against the chip's peak says how much
+ * of a step's time the backend's matmul kernel can explain.
+ */
+async function matmulProbes(model: VitPresetName, batch: number): Promise<MatmulProbe[]> {
+  const c = vitConfig(model, {});
+  const T = batch * ((c.imageSize / c.patchSize) ** 2 + 1); // tokens
+  const W = c.width, H = c.mlpRatio * c.width, N = T / batch, hd = c.width / c.heads;
+  const cases: [string, number, number, number, number, boolean, boolean][] = [
+    // what, batch, M, K, N, transposeA, transposeB; linears are x W^T (PyTorch's [out, in] weights)
+    ["qkv forward", 1, T, W, 3 * W, false, true],
+    ["fc1 forward", 1, T, W, H, false, true],
+    ["fc2 forward", 1, T, H, W, false, true],
+    ["fc1 input gradient (dy W)", 1, T, H, W, false, false],
+    ["fc1 weight gradient (dy^T x)", 1, H, T, W, true, false],
+    ["attention scores (q k^T)", batch * c.heads, N, hd, N, false, true],
+  ];
+  const out: MatmulProbe[] = [];
+  for (const [what, n, M, K, Nn, ta, tb] of cases) {
+    if (secondsLeft() < 5) break;
+    const a = tf.randomNormal(ta ? [n, K, M] : [n, M, K], 0, 1, "float32", 1);
+    const b = tf.randomNormal(tb ? [n, Nn, K] : [n, K, Nn], 0, 1, "float32", 2);
+    const once = async (calls: number) => {
+      let last: tf.Tensor | undefined;
+      for (let i = 0; i < calls; i++) {
+        last?.dispose();
+        last = tf.matMul(a, b, ta, tb);
+      }
+      const corner = tf.slice(last!, [0, 0, 0], [1, 1, 1]);
+      await corner.data();
+      tf.dispose([corner, last!]);
+    };
+    try {
+      await once(1); // compile
+      const t0 = performance.now();
+      await once(5);
+      const ms = (performance.now() - t0) / 5;
+      out.push({ what, shape: [n, M, K, Nn], transposeA: ta, transposeB: tb, ms: Math.round(ms * 1000) / 1000, tflops: Number(((2 * n * M * K * Nn) / (ms * 1e9)).toPrecision(4)) });
+    } catch (e) {
+      say("bench", `  matmul ${what}: ${errorMessage(e)}`);
+    } finally {
+      tf.dispose([a, b]);
+    }
+  }
+  return out;
+}
+
 /** Phase "bench": every group, rows written to bench.json as they come. */
 export async function benchPhase(out: string): Promise<number> {
   const report = await initBackend();
   const rows: GpuBenchRow[] = [];
-  const result = { backend: report.choice, adapter: report.adapter ?? null, size: checkSize(), optimizer: "SGD momentum 0.9 (src/training/optimizers.ts)", rows };
+  const plan = SIZES[checkSize()].bench;
+  // The matmuls alone are timed for the costliest model at its smaller batch (the profiled group).
+  const probe = { model: plan.models[plan.models.length - 1], batch: plan.batches[0] };
+  const result = { backend: report.choice, adapter: report.adapter ?? null, size: checkSize(), optimizer: "SGD momentum 0.9 (src/training/optimizers.ts)", rows, matmuls: { ...probe, products: [] as MatmulProbe[] } };
   const save = () => writeResult(out, "bench", result);
   save();
   let rate: number | undefined; // training MACs per second of the slowest row so far
@@ -301,6 +363,9 @@ export async function benchPhase(out: string): Promise<number> {
     }
     save();
   }
+  result.matmuls.products = await matmulProbes(probe.model, probe.batch);
+  for (const m of result.matmuls.products) say("bench", `  matmul ${probe.model} b${probe.batch} ${m.what} [${m.shape.join("x")}]: ${m.ms} ms, ${m.tflops} TFLOP/s`);
+  save();
   const ok = rows.filter((r) => r.train).length;
   say("bench", `${ok}/${rows.length} rows measured`);
   return ok > 0 ? 0 : 1;

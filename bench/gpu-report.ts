@@ -3,7 +3,7 @@
 // the study's verdicts, as summary.json and a markdown table in the log.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { GpuBenchRow, Timing } from "./gpu-bench";
+import type { GpuBenchRow, MatmulProbe, Timing } from "./gpu-bench";
 import { writeResult } from "./gpu-common";
 import { H200_FP32_PEAK_TFLOPS, H200_TF32_DENSE_PEAK_TFLOPS, tflops } from "./gpu-flops";
 
@@ -141,7 +141,7 @@ interface Verdicts {
 
 /** Phase "summary". */
 export function summaryPhase(out: string): number {
-  const bench = read<{ backend: string; adapter: { description?: string; vendor?: string; architecture?: string } | null; rows: GpuBenchRow[] }>(out, "bench");
+  const bench = read<{ backend: string; adapter: { description?: string; vendor?: string; architecture?: string } | null; rows: GpuBenchRow[]; matmuls?: { model: string; batch: number; products: MatmulProbe[] } }>(out, "bench");
   const torch = read<TorchResult>(out, "torch");
   const tests = read<Verdicts["tests"]>(out, "tests");
   const study = read<Verdicts["study"]>(out, "study");
@@ -166,6 +166,8 @@ export function summaryPhase(out: string): number {
       ? goal.map((r) => `vit-base-16 b${r.batch} ${r.strategy}: ours/PyTorch fp32 = ${r.ratio_fp32} (goal >= 0.30 for training)`)
       : "not measured (no vit-base-16 row with both sides)",
     fused_kernels: fused,
+    // The step's main products alone: how far the backend's matmul kernel is from the chip's peak.
+    matmuls: bench?.matmuls ? { ...bench.matmuls, products: bench.matmuls.products.map((m) => ({ ...m, pct_fp32_peak: onH200 ? r3((100 * m.tflops) / H200_FP32_PEAK_TFLOPS) : null })) } : null,
     rows, table,
   };
   writeResult(out, "summary", summary);

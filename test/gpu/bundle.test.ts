@@ -96,6 +96,9 @@ function checkFromBundle(backend: "wasm" | "webgpu", extraEnv: NodeJS.ProcessEnv
   // On webgpu the profiled group's full fine-tuning runs once more with tfjs's own GELU and LayerNorm.
   assert.equal(bench.rows.length, backend === "webgpu" ? 7 : 6);
   assert.equal(bench.rows.filter((r: { stockKernels?: boolean }) => r.stockKernels).length, backend === "webgpu" ? 1 : 0);
+  // The step's main matrix products alone, each with its throughput.
+  assert.equal(bench.matmuls.products.length, 6, JSON.stringify(bench.matmuls));
+  for (const m of bench.matmuls.products) assert.ok(m.ms > 0 && m.tflops > 0, JSON.stringify(m));
   for (const r of bench.rows) {
     assert.ok(r.train?.imgPerSec > 0 && r.forward?.imgPerSec > 0 && r.trainTflops > 0 && r.macs.train > r.macs.forward, JSON.stringify(r));
   }

@@ -52,8 +52,8 @@ export interface GpuBenchRow {
   deviceMiB?: number;
   /** Costliest kernels of one profiled training step (when the backend times kernels). */
   kernels?: KernelCost[];
-  /** Measured with tfjs's own kernels for GELU and LayerNorm (STUDY_WEBGPU_STOCK_KERNELS=1): the "before" of the fused ones. */
-  stockKernels?: boolean;
+  /** A kernel variant measured against the default row of the same model, batch and strategy (webgpu). */
+  variant?: VariantName;
   skipped?: string;
   error?: string;
 }
@@ -187,8 +187,8 @@ interface GroupJob {
   rowSeconds: number;
   /** Strategies whose profiled step keeps its kernel table. */
   profile: string[];
-  /** Run with STUDY_WEBGPU_STOCK_KERNELS=1 (webgpu only: the composed GELU and LayerNorm). */
-  stockKernels?: boolean;
+  /** Run with a variant's environment (webgpu only). */
+  variant?: VariantName;
 }
 
 const ROW = "GPU-BENCH-ROW ";
@@ -206,7 +206,7 @@ export async function benchGroup(job: GroupJob): Promise<void> {
       continue;
     }
     const row = await runRow(job.model, job.batch, s, job.classes, job.rowSeconds, job.profile.includes(s), report.choice);
-    if (job.stockKernels) row.stockKernels = true;
+    if (job.variant) row.variant = job.variant;
     if (row.train) slowest = Math.max(slowest, row.train.median);
     console.log(ROW + JSON.stringify(row));
   }
@@ -231,17 +231,26 @@ function groups(): GroupJob[] {
 }
 
 /**
- * On webgpu, the profiled group's full fine-tuning once more with the stock GELU and LayerNorm
- * compositions, right after it: the fused kernels' before and after, measured in the same call.
+ * Kernel variants of the webgpu backend, each measured on the profiled group's full fine-tuning
+ * right after it (the before and after of a kernel, in the same call):
+ *   stock-kernels  tfjs's compositions for GELU and LayerNorm instead of the fused kernels
+ *   tiled-matmul   BatchMatMul in 64x64 tiles (src/runtime/webgpu-kernels.ts) instead of tfjs's 32x32
  */
-function withStockKernels(jobs: GroupJob[], backend: string): GroupJob[] {
+export const VARIANTS = {
+  "stock-kernels": { STUDY_WEBGPU_STOCK_KERNELS: "1" },
+  "tiled-matmul": { STUDY_WEBGPU_MATMUL: "tiled" },
+} as const;
+export type VariantName = keyof typeof VARIANTS;
+
+function withVariants(jobs: GroupJob[], backend: string): GroupJob[] {
   if (backend !== "webgpu") return jobs;
-  return jobs.flatMap((j) => (j.profile.includes("full") ? [j, { ...j, strategies: ["full"], profile: ["full"], stockKernels: true }] : [j]));
+  const names = Object.keys(VARIANTS) as VariantName[];
+  return jobs.flatMap((j) => (j.profile.includes("full") ? [j, ...names.map((variant) => ({ ...j, strategies: ["full"], profile: ["full"], variant }))] : [j]));
 }
 
 function runChild(job: GroupJob, onRow: (r: GpuBenchRow) => void): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const env = job.stockKernels ? { ...process.env, STUDY_WEBGPU_STOCK_KERNELS: "1" } : process.env;
+    const env = job.variant ? { ...process.env, ...VARIANTS[job.variant] } : process.env;
     const child = fork(process.argv[1], ["bench-group", JSON.stringify(job)], { execArgv: process.execArgv, env, stdio: ["ignore", "pipe", "inherit", "ipc"] });
     let buf = "";
     child.stdout!.on("data", (d: Buffer) => {
@@ -259,7 +268,7 @@ function runChild(job: GroupJob, onRow: (r: GpuBenchRow) => void): Promise<strin
 }
 
 export function formatRow(r: GpuBenchRow): string {
-  const head = `${r.model} b${r.batch} ${r.strategy}${r.stockKernels ? " (stock)" : ""}`.padEnd(28);
+  const head = `${r.model} b${r.batch} ${r.strategy}${r.variant ? ` (${r.variant})` : ""}`.padEnd(28);
   if (r.skipped) return `${head} skipped: ${r.skipped}`;
   if (r.error) return `${head} FAILED: ${r.error}`;
   const f = (x?: number, d = 1) => (x === undefined ? "-" : x.toFixed(d));
@@ -274,8 +283,12 @@ export interface MatmulProbe {
   shape: [number, number, number, number];
   transposeA: boolean;
   transposeB: boolean;
+  /** tfjs's kernel. */
   ms: number;
   tflops: number;
+  /** The 64x64-tiled kernel (STUDY_WEBGPU_MATMUL=tiled), on webgpu. */
+  tiledMs?: number;
+  tiledTflops?: number;
 }
 
 /**
@@ -301,6 +314,12 @@ async function matmulProbes(model: VitPresetName, batch: number): Promise<Matmul
     if (secondsLeft() < 5) break;
     const a = tf.randomNormal(ta ? [n, K, M] : [n, M, K], 0, 1, "float32", 1);
     const b = tf.randomNormal(tb ? [n, Nn, K] : [n, K, Nn], 0, 1, "float32", 2);
+    const time = async (): Promise<number> => {
+      await once(1); // compile
+      const t0 = performance.now();
+      await once(5);
+      return (performance.now() - t0) / 5;
+    };
     const once = async (calls: number) => {
       let last: tf.Tensor | undefined;
       for (let i = 0; i < calls; i++) {
@@ -311,15 +330,23 @@ async function matmulProbes(model: VitPresetName, batch: number): Promise<Matmul
       await corner.data();
       tf.dispose([corner, last!]);
     };
+    const rate = (ms: number) => Number(((2 * n * M * K * Nn) / (ms * 1e9)).toPrecision(4));
+    const saved = process.env.STUDY_WEBGPU_MATMUL;
     try {
-      await once(1); // compile
-      const t0 = performance.now();
-      await once(5);
-      const ms = (performance.now() - t0) / 5;
-      out.push({ what, shape: [n, M, K, Nn], transposeA: ta, transposeB: tb, ms: Math.round(ms * 1000) / 1000, tflops: Number(((2 * n * M * K * Nn) / (ms * 1e9)).toPrecision(4)) });
+      delete process.env.STUDY_WEBGPU_MATMUL;
+      const ms = await time();
+      const row: MatmulProbe = { what, shape: [n, M, K, Nn], transposeA: ta, transposeB: tb, ms: Math.round(ms * 1000) / 1000, tflops: rate(ms) };
+      if (tf.getBackend() === "webgpu") {
+        process.env.STUDY_WEBGPU_MATMUL = "tiled";
+        const tiled = await time();
+        Object.assign(row, { tiledMs: Math.round(tiled * 1000) / 1000, tiledTflops: rate(tiled) });
+      }
+      out.push(row);
     } catch (e) {
       say("bench", `  matmul ${what}: ${errorMessage(e)}`);
     } finally {
+      if (saved === undefined) delete process.env.STUDY_WEBGPU_MATMUL;
+      else process.env.STUDY_WEBGPU_MATMUL = saved;
       tf.dispose([a, b]);
     }
   }
@@ -337,14 +364,14 @@ export async function benchPhase(out: string): Promise<number> {
   const save = () => writeResult(out, "bench", result);
   save();
   let rate: number | undefined; // training MACs per second of the slowest row so far
-  for (const job of withStockKernels(groups(), report.choice)) {
+  for (const job of withVariants(groups(), report.choice)) {
     // The group's first step (full fine-tuning: about 3x the forward MACs) at the rate seen so far,
     // times the steps a row takes.
     const need = rate ? (6 * 3 * forwardMacs(vitConfig(job.model, { numClasses: job.classes })).macs * job.batch) / rate : 0;
     const left = secondsLeft();
     if (left < 10 || need > left - 5) {
       const why = left < 10 ? "no time left for this group" : `not enough time left (~${need.toFixed(0)} s needed at the rate of the groups before, ${left.toFixed(0)} s left)`;
-      for (const s of job.strategies) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, skipped: why, ...(job.stockKernels ? { stockKernels: true } : {}) });
+      for (const s of job.strategies) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, skipped: why, ...(job.variant ? { variant: job.variant } : {}) });
       say("bench", `${job.model} batch ${job.batch}: skipped (${why})`);
       save();
       continue;
@@ -359,12 +386,12 @@ export async function benchPhase(out: string): Promise<number> {
       save();
     });
     for (const s of job.strategies) {
-      if (!seen.has(s)) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, error: failure ?? "no result", ...(job.stockKernels ? { stockKernels: true } : {}) });
+      if (!seen.has(s)) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, error: failure ?? "no result", ...(job.variant ? { variant: job.variant } : {}) });
     }
     save();
   }
   result.matmuls.products = await matmulProbes(probe.model, probe.batch);
-  for (const m of result.matmuls.products) say("bench", `  matmul ${probe.model} b${probe.batch} ${m.what} [${m.shape.join("x")}]: ${m.ms} ms, ${m.tflops} TFLOP/s`);
+  for (const m of result.matmuls.products) say("bench", `  matmul ${probe.model} b${probe.batch} ${m.what} [${m.shape.join("x")}]: ${m.ms} ms, ${m.tflops} TFLOP/s${m.tiledMs !== undefined ? `; tiled ${m.tiledMs} ms, ${m.tiledTflops} TFLOP/s` : ""}`);
   save();
   const ok = rows.filter((r) => r.train).length;
   say("bench", `${ok}/${rows.length} rows measured`);

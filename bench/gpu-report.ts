@@ -70,27 +70,28 @@ export interface SummaryRow {
 /** Four significant digits (TFLOP/s of a tiny CPU run are 1e-3). */
 const r3 = (x: number | null | undefined): number | null => (x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toPrecision(4)));
 
-/** The fused GELU and LayerNorm kernels against tfjs's compositions (webgpu), row by row. */
-export interface FusedComparison {
+/** A kernel variant's row against the default row of the same model, batch and strategy (webgpu). */
+export interface VariantComparison {
+  variant: string;
   model: string;
   batch: number;
   strategy: string;
-  fused_train_img_s: number | null;
-  stock_train_img_s: number | null;
-  /** fused / stock training images per second. */
-  speedup: number | null;
+  default_train_img_s: number | null;
+  variant_train_img_s: number | null;
+  /** default / variant training images per second: above 1, the default kernels are faster. */
+  default_over_variant: number | null;
 }
 
-export function fusedComparison(bench: GpuBenchRow[]): FusedComparison[] {
-  return bench.filter((r) => r.stockKernels).map((stock) => {
-    const fused = bench.find((r) => !r.stockKernels && r.model === stock.model && r.batch === stock.batch && r.strategy === stock.strategy);
-    const a = fused?.train?.imgPerSec ?? null, b = stock.train?.imgPerSec ?? null;
-    return { model: stock.model, batch: stock.batch, strategy: stock.strategy, fused_train_img_s: r3(a), stock_train_img_s: r3(b), speedup: r3(a !== null && b ? a / b : null) };
+export function variantComparison(bench: GpuBenchRow[]): VariantComparison[] {
+  return bench.filter((r) => r.variant).map((v) => {
+    const base = bench.find((r) => !r.variant && r.model === v.model && r.batch === v.batch && r.strategy === v.strategy);
+    const a = base?.train?.imgPerSec ?? null, b = v.train?.imgPerSec ?? null;
+    return { variant: v.variant!, model: v.model, batch: v.batch, strategy: v.strategy, default_train_img_s: r3(a), variant_train_img_s: r3(b), default_over_variant: r3(a !== null && b ? a / b : null) };
   });
 }
 
 export function summarize(all: GpuBenchRow[], torch: TorchResult | undefined, onH200: boolean): SummaryRow[] {
-  const bench = all.filter((r) => !r.stockKernels);
+  const bench = all.filter((r) => !r.variant);
   const t = (r: GpuBenchRow, mode: string) => torch?.rows?.find((x) => x.model === r.model && x.batch === r.batch && x.strategy === r.strategy && x.mode === mode);
   // Rows PyTorch measured and ours did not (ours at another size): listed too, ours empty.
   const key = (r: { model: string; batch: number; strategy: string }) => `${r.model}|${r.batch}|${r.strategy}`;
@@ -150,7 +151,7 @@ export function summaryPhase(out: string): number {
   const rows = summarize(bench?.rows ?? [], torch, onH200);
   const goal = rows.filter((r) => r.model === "vit-base-16" && r.ratio_fp32 !== null);
   const table = markdown(rows);
-  const fused = fusedComparison(bench?.rows ?? []);
+  const variants = variantComparison(bench?.rows ?? []);
   const summary = {
     backend: bench?.backend ?? null, device: device || null,
     peak: {
@@ -165,14 +166,14 @@ export function summaryPhase(out: string): number {
     goal: goal.length
       ? goal.map((r) => `vit-base-16 b${r.batch} ${r.strategy}: ours/PyTorch fp32 = ${r.ratio_fp32} (goal >= 0.30 for training)`)
       : "not measured (no vit-base-16 row with both sides)",
-    fused_kernels: fused,
+    variants,
     // The step's main products alone: how far the backend's matmul kernel is from the chip's peak.
-    matmuls: bench?.matmuls ? { ...bench.matmuls, products: bench.matmuls.products.map((m) => ({ ...m, pct_fp32_peak: onH200 ? r3((100 * m.tflops) / H200_FP32_PEAK_TFLOPS) : null })) } : null,
+    matmuls: bench?.matmuls ? { ...bench.matmuls, products: bench.matmuls.products.map((m) => ({ ...m, pct_fp32_peak: onH200 ? r3((100 * m.tflops) / H200_FP32_PEAK_TFLOPS) : null, tiled_pct_fp32_peak: onH200 && m.tiledTflops ? r3((100 * m.tiledTflops) / H200_FP32_PEAK_TFLOPS) : null })) } : null,
     rows, table,
   };
   writeResult(out, "summary", summary);
   console.log(table);
-  for (const c of fused) console.log(`fused GELU/LayerNorm: ${c.model} b${c.batch} ${c.strategy} train ${c.fused_train_img_s ?? "-"} img/s vs ${c.stock_train_img_s ?? "-"} with tfjs's compositions (x${c.speedup ?? "-"})`);
+  for (const c of variants) console.log(`${c.model} b${c.batch} ${c.strategy}: default kernels ${c.default_train_img_s ?? "-"} train img/s, ${c.variant} ${c.variant_train_img_s ?? "-"} (default/variant x${c.default_over_variant ?? "-"})`);
   if (Array.isArray(summary.goal)) for (const g of summary.goal) console.log(g);
   else console.log(`goal: ${summary.goal}`);
   console.log(`tests: ${tests?.ok === undefined ? "not run" : tests.ok ? "passed" : "FAILED"}; study: ${study?.status ?? "not run"}; torch: ${torch?.available ? `${torch.torch} on ${torch.device} (${torch.model_source})` : `not run (${torch?.reason ?? "no torch.json"})`}`);

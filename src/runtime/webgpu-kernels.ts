@@ -4,7 +4,9 @@
 //   - the fused GELU and LayerNorm of model/ops (one pass forward; GELU's backward one pass,
 //     LayerNorm's three), where the compositions run 5-11 elementwise and reduction kernels each,
 //     every one a pass over the activations. STUDY_WEBGPU_STOCK_KERNELS=1 leaves them out (the
-//     "before" of a benchmark).
+//     "before" of a benchmark);
+//   - BatchMatMul in 64x64 output tiles, only with STUDY_WEBGPU_MATMUL=tiled until a GPU has
+//     measured it against tfjs's 32x32 kernel (bench/gpu-bench.ts measures both).
 import * as tf from "@tensorflow/tfjs";
 import { FusedKernel } from "./fused-kernels";
 
@@ -197,6 +199,105 @@ function layerNormParamGradProgram(util: WebGPUUtil, shape: [number, number]): P
   };
 }
 
+/**
+ * C[b] = op(A[b]) op(B[b]) in 64x64 output tiles: 256 threads, 4x4 outputs each (rows ty + 16i,
+ * columns tx + 16j), K in steps of 16 through workgroup memory, loads laid out along whichever axis
+ * is contiguous in memory (so a transposed operand is read as coalesced as a plain one). tfjs's own
+ * kernel for large products tiles 32x32 with 64 threads; this one does four times the arithmetic
+ * per value loaded. Sizes, batch strides and transposes are written into the code.
+ */
+function tiledMatMulProgram(batch: number, M: number, K: number, N: number, ta: boolean, tb: boolean, batchA: number, batchB: number): Program {
+  const aLoad = ta
+    ? "let k = e / 64; let m = e % 64; As[k][m] = select(0.0, A[aOff + (k0 + k) * M + row0 + m], row0 + m < M && k0 + k < K);"
+    : "let m = e / 16; let k = e % 16; As[k][m] = select(0.0, A[aOff + (row0 + m) * K + k0 + k], row0 + m < M && k0 + k < K);";
+  const bLoad = tb
+    ? "let n = e / 16; let k = e % 16; Bs[k][n] = select(0.0, B[bOff + (col0 + n) * K + k0 + k], col0 + n < N && k0 + k < K);"
+    : "let k = e / 64; let n = e % 64; Bs[k][n] = select(0.0, B[bOff + (k0 + k) * N + col0 + n], col0 + n < N && k0 + k < K);";
+  return {
+    outputShape: [batch, M, N],
+    shaderKey: `studyMatMul64_${batch}x${M}x${K}x${N}_${ta ? 1 : 0}${tb ? 1 : 0}_${batchA}_${batchB}`,
+    dispatchLayout: { x: [2], y: [1], z: [0] },
+    dispatch: [Math.ceil(N / 64), Math.ceil(M / 64), batch],
+    variableNames: ["A", "B"],
+    workgroupSize: [16, 16, 1],
+    getUserCode: () => `
+      const M = ${M};
+      const K = ${K};
+      const N = ${N};
+      var<workgroup> As : array<array<f32, 64>, 16>;
+      var<workgroup> Bs : array<array<f32, 64>, 16>;
+      fn main() {
+        // The backend binds its uniforms to every program; a shader that reads none gets a layout without them.
+        if (uniforms.outShape[1] != M) { return; }
+        let tx = i32(localId.x);
+        let ty = i32(localId.y);
+        let tid = ty * 16 + tx;
+        let col0 = i32(workgroupId.x) * 64;
+        let row0 = i32(workgroupId.y) * 64;
+        let b = i32(workgroupId.z);
+        let aOff = ${batchA === 1 ? "0" : "b * M * K"};
+        let bOff = ${batchB === 1 ? "0" : "b * K * N"};
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        var acc2 = vec4<f32>(0.0);
+        var acc3 = vec4<f32>(0.0);
+        for (var k0 = 0; k0 < K; k0 += 16) {
+          for (var i = 0; i < 4; i++) {
+            let e = tid + 256 * i;
+            { ${aLoad} }
+            { ${bLoad} }
+          }
+          workgroupBarrier();
+          for (var kk = 0; kk < 16; kk++) {
+            let av = vec4<f32>(As[kk][ty], As[kk][ty + 16], As[kk][ty + 32], As[kk][ty + 48]);
+            let bv = vec4<f32>(Bs[kk][tx], Bs[kk][tx + 16], Bs[kk][tx + 32], Bs[kk][tx + 48]);
+            acc0 += av.x * bv;
+            acc1 += av.y * bv;
+            acc2 += av.z * bv;
+            acc3 += av.w * bv;
+          }
+          workgroupBarrier();
+        }
+        var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+        for (var i = 0; i < 4; i++) {
+          let row = row0 + ty + 16 * i;
+          if (row >= M) { continue; }
+          for (var j = 0; j < 4; j++) {
+            let col = col0 + tx + 16 * j;
+            if (col < N) { setOutputAtIndex((b * M + row) * N + col, accs[i][j]); }
+          }
+        }
+      }`,
+  };
+}
+
+/**
+ * BatchMatMul through tiledMatMulProgram when STUDY_WEBGPU_MATMUL=tiled (read at every call, so a
+ * benchmark can compare both in one process), for float32 products of at least 64x64 outputs whose
+ * batch dimensions are equal or 1; tfjs's kernel otherwise (and by default, until a GPU has
+ * measured which is faster).
+ */
+function tiledBatchMatMul(stockKernel: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs as unknown as Infos;
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const be = args.backend as Backend;
+    if (process.env.STUDY_WEBGPU_MATMUL !== "tiled" || a.dtype !== "float32" || b.dtype !== "float32" || a.shape.length < 2 || b.shape.length < 2) return stockKernel(args);
+    const [ra, rb] = [a.shape.length, b.shape.length];
+    const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+    const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+    const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+    const outer = (ra >= rb ? a : b).shape.slice(0, -2);
+    const sameBatch = batchA === batchB && tf.util.arraysEqual(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    if (M < 64 || N < 64 || !(sameBatch || batchA === 1 || batchB === 1)) return stockKernel(args);
+    const batch = Math.max(batchA, batchB);
+    const out = be.runWebGPUProgram(tiledMatMulProgram(batch, M, K, N, transposeA, transposeB, batchA, batchB), [a, b], "float32");
+    return { ...out, shape: [...outer, M, N] };
+  };
+}
+
 type Infos = Record<string, tf.TensorInfo>;
 
 /** The four fused kernels; inputs are viewed as [R,D] (x's leading axes flattened), results get x's shape back. */
@@ -250,6 +351,12 @@ export function fixWebGPUKernels(): string[] {
     tf.unregisterKernel("AddN", "webgpu");
     tf.registerKernel({ kernelName: "AddN", backendName: "webgpu", kernelFunc: chunkedAddN(addN.kernelFunc) });
     names.push("addn-chunked");
+  }
+  const matMul = tf.getKernel("BatchMatMul", "webgpu");
+  if (matMul) {
+    tf.unregisterKernel("BatchMatMul", "webgpu");
+    tf.registerKernel({ kernelName: "BatchMatMul", backendName: "webgpu", kernelFunc: tiledBatchMatMul(matMul.kernelFunc) });
+    names.push("matmul-tiled-64 (STUDY_WEBGPU_MATMUL=tiled)");
   }
   if (process.env.STUDY_WEBGPU_STOCK_KERNELS !== "1") {
     const util = (require("@tensorflow/tfjs-backend-webgpu") as { webgpu_util: WebGPUUtil }).webgpu_util;

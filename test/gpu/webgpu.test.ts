@@ -82,3 +82,46 @@ test("webgpu in Node", { concurrency: false }, async (t) => {
     x.dispose();
   });
 });
+
+// The tiled matmul (STUDY_WEBGPU_MATMUL=tiled) against tfjs's own kernel: every transpose, edges
+// that do not fill a tile, batch broadcasting, and what it leaves to tfjs (under 64 outputs a side).
+test("webgpu: the tiled matmul equals tfjs's kernel for every transpose, partial tiles and broadcast batches", async (t) => {
+  if (!(await adapter)) {
+    t.skip("Dawn finds no WebGPU adapter here");
+    return;
+  }
+  await initBackend({ prefer: "webgpu", force: true });
+  const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [];
+  for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+    const [M, K, N] = [70, 33, 129];
+    cases.push({ a: ta ? [3, K, M] : [3, M, K], b: tb ? [3, N, K] : [3, K, N], ta, tb });
+  }
+  cases.push({ a: [64, 16], b: [16, 64], ta: false, tb: false }); // one whole tile, rank 2
+  cases.push({ a: [130, 48], b: [2, 48, 65], ta: false, tb: false }); // a broadcast over b's batch
+  cases.push({ a: [2, 3, 65, 40], b: [2, 3, 40, 66], ta: false, tb: false }); // two batch axes
+  cases.push({ a: [10, 8], b: [8, 100], ta: false, tb: false }); // under 64 rows: tfjs's kernel
+  const saved = process.env.STUDY_WEBGPU_MATMUL;
+  try {
+    for (const [i, c] of cases.entries()) {
+      const a = tf.randomNormal(c.a, 0, 1, "float32", 10 + i);
+      const b = tf.randomNormal(c.b, 0, 1, "float32", 20 + i);
+      delete process.env.STUDY_WEBGPU_MATMUL;
+      const stock = tf.matMul(a, b, c.ta, c.tb);
+      process.env.STUDY_WEBGPU_MATMUL = "tiled";
+      const tiled = tf.matMul(a, b, c.ta, c.tb);
+      assert.deepEqual(tiled.shape, stock.shape, JSON.stringify(c));
+      const err = await maxAbsDiff(tiled, stock);
+      assert.ok(err <= 2e-5, `${JSON.stringify(c)}: max |tiled - stock| = ${err}`);
+      tf.dispose([a, b, stock, tiled]);
+    }
+    // The tiled kernel ran (its pipelines are cached under its own key), and not for the small product.
+    const keys = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache).filter((k) => k.startsWith("studyMatMul64_"));
+    for (const k of ["3x70x33x129_00", "3x70x33x129_01", "3x70x33x129_10", "3x70x33x129_11", "1x64x16x64_00", "2x130x48x65_00_1_2", "6x65x40x66_00"]) {
+      assert.ok(keys.some((key) => key.startsWith(`studyMatMul64_${k}`)), `${k} in ${keys}`);
+    }
+    assert.ok(!keys.some((key) => key.startsWith("studyMatMul64_1x10x8x100")), "under 64 rows tfjs's kernel runs");
+  } finally {
+    if (saved === undefined) delete process.env.STUDY_WEBGPU_MATMUL;
+    else process.env.STUDY_WEBGPU_MATMUL = saved;
+  }
+});

@@ -232,7 +232,8 @@ function groups(): GroupJob[] {
 
 /**
  * Kernel variants of the webgpu backend, each measured on the profiled group's full fine-tuning
- * right after it (the before and after of a kernel, in the same call):
+ * after every group and the matmul probes (so that they take only time the table does not need;
+ * the before and after of a kernel, in the same call):
  *   stock-kernels  tfjs's compositions for GELU and LayerNorm instead of the fused kernels
  *   tiled-matmul   BatchMatMul in 64x64 tiles (src/runtime/webgpu-kernels.ts) instead of tfjs's 32x32
  */
@@ -242,10 +243,10 @@ export const VARIANTS = {
 } as const;
 export type VariantName = keyof typeof VARIANTS;
 
-function withVariants(jobs: GroupJob[], backend: string): GroupJob[] {
-  if (backend !== "webgpu") return jobs;
-  const names = Object.keys(VARIANTS) as VariantName[];
-  return jobs.flatMap((j) => (j.profile.includes("full") ? [j, ...names.map((variant) => ({ ...j, strategies: ["full"], profile: ["full"], variant }))] : [j]));
+function variantJobs(jobs: GroupJob[], backend: string): GroupJob[] {
+  const profiled = jobs.find((j) => j.profile.includes("full"));
+  if (backend !== "webgpu" || !profiled) return [];
+  return (Object.keys(VARIANTS) as VariantName[]).map((variant) => ({ ...profiled, strategies: ["full"], profile: ["full"], variant }));
 }
 
 function runChild(job: GroupJob, onRow: (r: GpuBenchRow) => void): Promise<string | undefined> {
@@ -364,7 +365,7 @@ export async function benchPhase(out: string): Promise<number> {
   const save = () => writeResult(out, "bench", result);
   save();
   let rate: number | undefined; // training MACs per second of the slowest row so far
-  for (const job of withVariants(groups(), report.choice)) {
+  const runJob = async (job: GroupJob): Promise<void> => {
     // The group's first step (full fine-tuning: about 3x the forward MACs) at the rate seen so far,
     // times the steps a row takes.
     const need = rate ? (6 * 3 * forwardMacs(vitConfig(job.model, { numClasses: job.classes })).macs * job.batch) / rate : 0;
@@ -372,11 +373,11 @@ export async function benchPhase(out: string): Promise<number> {
     if (left < 10 || need > left - 5) {
       const why = left < 10 ? "no time left for this group" : `not enough time left (~${need.toFixed(0)} s needed at the rate of the groups before, ${left.toFixed(0)} s left)`;
       for (const s of job.strategies) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, skipped: why, ...(job.variant ? { variant: job.variant } : {}) });
-      say("bench", `${job.model} batch ${job.batch}: skipped (${why})`);
+      say("bench", `${job.model} batch ${job.batch}${job.variant ? ` (${job.variant})` : ""}: skipped (${why})`);
       save();
-      continue;
+      return;
     }
-    say("bench", `${job.model} batch ${job.batch}: ${job.strategies.join(", ")}`);
+    say("bench", `${job.model} batch ${job.batch}${job.variant ? ` (${job.variant})` : ""}: ${job.strategies.join(", ")}`);
     const seen = new Set<string>();
     const failure = await runChild(job, (r) => {
       seen.add(r.strategy);
@@ -389,10 +390,14 @@ export async function benchPhase(out: string): Promise<number> {
       if (!seen.has(s)) rows.push({ model: job.model, batch: job.batch, strategy: s, backend: report.choice, error: failure ?? "no result", ...(job.variant ? { variant: job.variant } : {}) });
     }
     save();
-  }
+  };
+  // The table first; then the matmuls alone; then the kernel variants, with what time is left.
+  const jobs = groups();
+  for (const job of jobs) await runJob(job);
   result.matmuls.products = await matmulProbes(probe.model, probe.batch);
   for (const m of result.matmuls.products) say("bench", `  matmul ${probe.model} b${probe.batch} ${m.what} [${m.shape.join("x")}]: ${m.ms} ms, ${m.tflops} TFLOP/s${m.tiledMs !== undefined ? `; tiled ${m.tiledMs} ms, ${m.tiledTflops} TFLOP/s` : ""}`);
   save();
+  for (const job of variantJobs(jobs, report.choice)) await runJob(job);
   const ok = rows.filter((r) => r.train).length;
   say("bench", `${ok}/${rows.length} rows measured`);
   return ok > 0 ? 0 : 1;

@@ -251,6 +251,11 @@ export function releaseWebGPU(): void {
 
 const SYNC_READS = Symbol.for("study.webgpuSyncReads");
 
+/** tfjs-backend-webgpu's record of a tensor: `values` while they are still on the host. */
+type HostValues = { tensorMap?: { get(id: object): { values?: unknown } | undefined } };
+const hasOffscreenCanvas = () => typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== "undefined";
+const onHost = (b: HostValues, dataId: object) => b.tensorMap?.get(dataId)?.values != null;
+
 /**
  * tfjs-backend-webgpu reads a tensor synchronously (dataSync, arraySync, print) through an
  * OffscreenCanvas, which Node does not have, and WebGPU itself has no blocking read: in Node that
@@ -258,13 +263,13 @@ const SYNC_READS = Symbol.for("study.webgpuSyncReads");
  * Tensors whose values are still on the host (made from data, not yet used on the GPU) read as before.
  */
 export function explainSyncReads(backend: tf.KernelBackend): void {
-  if (typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== "undefined") return;
-  type Reader = { readSync(dataId: object): unknown; tensorMap?: { get(id: object): { values?: unknown } | undefined }; [SYNC_READS]?: boolean };
+  if (hasOffscreenCanvas()) return;
+  type Reader = HostValues & { readSync(dataId: object): unknown; [SYNC_READS]?: boolean };
   const proto = Object.getPrototypeOf(backend) as Reader;
   if (proto[SYNC_READS]) return;
   const readSync = proto.readSync;
   proto.readSync = function (this: Reader, dataId: object) {
-    if (this.tensorMap?.get(dataId)?.values == null) {
+    if (!onHost(this, dataId)) {
       throw new Error("webgpu backend in Node: a tensor on the GPU cannot be read synchronously (dataSync, arraySync, bufferSync, print); read it with `await t.data()` or `await t.array()`");
     }
     return readSync.call(this, dataId);
@@ -286,9 +291,7 @@ export function isSoftwareAdapter(a: AdapterInfo): boolean {
  * on the GPU (a tensor made from host values reads synchronously until its first use there).
  */
 export function readableSync(t: tf.Tensor): boolean {
-  if (tf.getBackend() !== "webgpu" || typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== "undefined") return true;
-  const b = tf.backend() as unknown as { tensorMap?: { get(id: object): { values?: unknown } | undefined } };
-  return b.tensorMap?.get(t.dataId)?.values != null;
+  return tf.getBackend() !== "webgpu" || hasOffscreenCanvas() || onHost(tf.backend() as unknown as HostValues, t.dataId);
 }
 
 const DEVICE_ERRORS = Symbol.for("study.webgpuDeviceErrors");

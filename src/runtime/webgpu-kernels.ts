@@ -289,7 +289,8 @@ function tiledBatchMatMul(stockKernel: tf.KernelFunc): tf.KernelFunc {
     const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
     const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
-    const outer = (ra >= rb ? a : b).shape.slice(0, -2);
+    // The batch axes of the result: the batched operand's, or the longer ones when neither is.
+    const outer = (batchA === 1 && batchB !== 1 ? b : batchB === 1 && batchA !== 1 ? a : ra >= rb ? a : b).shape.slice(0, -2);
     const sameBatch = batchA === batchB && tf.util.arraysEqual(a.shape.slice(0, -2), b.shape.slice(0, -2));
     if (M < 64 || N < 64 || !(sameBatch || batchA === 1 || batchB === 1)) return stockKernel(args);
     const batch = Math.max(batchA, batchB);

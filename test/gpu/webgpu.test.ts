@@ -98,6 +98,7 @@ test("webgpu: the tiled matmul equals tfjs's kernel for every transpose, partial
   }
   cases.push({ a: [64, 16], b: [16, 64], ta: false, tb: false }); // one whole tile, rank 2
   cases.push({ a: [130, 48], b: [2, 48, 65], ta: false, tb: false }); // a broadcast over b's batch
+  cases.push({ a: [1, 66, 20], b: [3, 20, 64], ta: false, tb: false }); // a batch of 1 against 3
   cases.push({ a: [2, 3, 65, 40], b: [2, 3, 40, 66], ta: false, tb: false }); // two batch axes
   cases.push({ a: [10, 8], b: [8, 100], ta: false, tb: false }); // under 64 rows: tfjs's kernel
   const saved = process.env.STUDY_WEBGPU_MATMUL;
@@ -116,7 +117,7 @@ test("webgpu: the tiled matmul equals tfjs's kernel for every transpose, partial
     }
     // The tiled kernel ran (its pipelines are cached under its own key), and not for the small product.
     const keys = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache).filter((k) => k.startsWith("studyMatMul64_"));
-    for (const k of ["3x70x33x129_00", "3x70x33x129_01", "3x70x33x129_10", "3x70x33x129_11", "1x64x16x64_00", "2x130x48x65_00_1_2", "6x65x40x66_00"]) {
+    for (const k of ["3x70x33x129_00", "3x70x33x129_01", "3x70x33x129_10", "3x70x33x129_11", "1x64x16x64_00", "2x130x48x65_00_1_2", "3x66x20x64_00_1_3", "6x65x40x66_00"]) {
       assert.ok(keys.some((key) => key.startsWith(`studyMatMul64_${k}`)), `${k} in ${keys}`);
     }
     assert.ok(!keys.some((key) => key.startsWith("studyMatMul64_1x10x8x100")), "under 64 rows tfjs's kernel runs");

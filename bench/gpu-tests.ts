@@ -196,6 +196,55 @@ async function strategies(): Promise<StrategyRow[]> {
   return rows;
 }
 
+export interface TiledMatMulRow {
+  /** [batch, M, K, N] with the transposes of A and B. */
+  shape: [number, number, number, number];
+  transposeA: boolean;
+  transposeB: boolean;
+  /** max |tiled - tfjs| / max |tfjs|. */
+  relErr?: number;
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * The tiled matmul (STUDY_WEBGPU_MATMUL=tiled) against tfjs's kernel on this device: every
+ * transpose with partial tiles, and at the full size two of ViT-B/16's products (b16 qkv forward,
+ * fc1 weight gradient), within 1e-5 of the result's largest value (the summation order differs).
+ */
+async function tiledMatMul(): Promise<TiledMatMulRow[]> {
+  const cases: [number, number, number, number, boolean, boolean][] = [
+    [3, 70, 33, 129, false, false], [3, 70, 33, 129, false, true], [3, 70, 33, 129, true, false], [3, 70, 33, 129, true, true],
+    ...(checkSize() === "full" ? ([[1, 3152, 768, 2304, false, true], [1, 3072, 3152, 768, true, false]] as [number, number, number, number, boolean, boolean][]) : []),
+  ];
+  const saved = process.env.STUDY_WEBGPU_MATMUL;
+  const rows: TiledMatMulRow[] = [];
+  for (const [n, M, K, N, ta, tb] of cases) {
+    const row: TiledMatMulRow = { shape: [n, M, K, N], transposeA: ta, transposeB: tb, ok: false };
+    const a = tf.randomNormal(ta ? [n, K, M] : [n, M, K], 0, 1, "float32", 1);
+    const b = tf.randomNormal(tb ? [n, N, K] : [n, K, N], 0, 1, "float32", 2);
+    try {
+      delete process.env.STUDY_WEBGPU_MATMUL;
+      const stock = tf.matMul(a, b, ta, tb);
+      process.env.STUDY_WEBGPU_MATMUL = "tiled";
+      const tiled = tf.matMul(a, b, ta, tb);
+      const [d, m] = tf.tidy(() => [tf.max(tf.abs(tf.sub(tiled, stock))), tf.max(tf.abs(stock))]);
+      const [dv, mv] = [(await d.data())[0], (await m.data())[0]];
+      tf.dispose([stock, tiled, d, m]);
+      row.relErr = dv / mv;
+      row.ok = row.relErr <= 1e-5;
+    } catch (e) {
+      row.error = errorMessage(e);
+    } finally {
+      if (saved === undefined) delete process.env.STUDY_WEBGPU_MATMUL;
+      else process.env.STUDY_WEBGPU_MATMUL = saved;
+      tf.dispose([a, b]);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
 /** Phase "tests": exit 0 when every test passes. */
 export async function testsPhase(out: string): Promise<number> {
   const report = await initBackend();
@@ -226,7 +275,16 @@ export async function testsPhase(out: string): Promise<number> {
   const s = await strategies();
   result.strategies = s;
   for (const r of s) say("tests", `  ${r.strategy.padEnd(16)} ${r.error ?? `tensors ${r.numTensors?.join(",")} ${r.flat ? "flat" : "NOT FLAT"}, loss ${r.losses?.map((l) => l.toFixed(3)).join(",")}`} ${r.ok ? "ok" : "FAIL"}`);
-  const ok = p.every((r) => r.ok) && (result.numerics as { ok: boolean }).ok && s.every((r) => r.ok);
+  save();
+
+  let tiled: TiledMatMulRow[] = [];
+  if (backend === "webgpu") {
+    say("tests", "the tiled matmul (STUDY_WEBGPU_MATMUL=tiled) against tfjs's kernel");
+    tiled = await tiledMatMul();
+    result.tiledMatMul = tiled;
+    for (const r of tiled) say("tests", `  [${r.shape.join("x")}]${r.transposeA ? " A^T" : ""}${r.transposeB ? " B^T" : ""}: ${r.error ?? `relative error ${r.relErr?.toExponential(2)}`} ${r.ok ? "ok" : "FAIL"}`);
+  }
+  const ok = p.every((r) => r.ok) && (result.numerics as { ok: boolean }).ok && s.every((r) => r.ok) && tiled.every((r) => r.ok);
   result.ok = ok;
   save();
   say("tests", ok ? "all passed" : "FAILED (see above)");

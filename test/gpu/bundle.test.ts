@@ -91,6 +91,10 @@ function checkFromBundle(backend: "wasm" | "webgpu", extraEnv: NodeJS.ProcessEnv
   assert.ok(tests.numerics.ok && tests.numerics.gradWorstRelErr <= 1e-3 && tests.numerics.logitsMaxAbsErr <= 1e-3, JSON.stringify(tests.numerics));
   assert.deepEqual(tests.strategies.map((s: { strategy: string }) => s.strategy), ["full", "top-k", "linear", "lora", "selective-lora", "block-expansion"]);
   for (const s of tests.strategies) assert.ok(s.flat && s.leftAfterDispose === 0 && s.numTensors.length === 3, JSON.stringify(s));
+  if (backend === "webgpu") {
+    assert.equal(tests.tiledMatMul.length, 4, JSON.stringify(tests.tiledMatMul));
+    for (const r of tests.tiledMatMul) assert.ok(r.ok && r.relErr <= 1e-5, JSON.stringify(r));
+  } else assert.equal(tests.tiledMatMul, undefined);
 
   const bench = read("bench");
   // On webgpu the profiled group's full fine-tuning runs once more per kernel variant.

@@ -14,6 +14,7 @@ import { vitConfig, VitPresetName, VIT_PRESETS } from "../src/model/config";
 import { forwardMacs } from "../src/model/flops";
 import { parameterShapes, ViT } from "../src/model/vit";
 import { initBackend } from "../src/runtime/backend";
+import { withMatMul } from "../src/runtime/webgpu-kernels";
 import { crossEntropy } from "../src/training/loss";
 import { Sgd } from "../src/training/optimizers";
 import { checkSize, errorMessage, median, say, secondsLeft, SIZES, writeResult } from "./gpu-common";
@@ -332,22 +333,17 @@ async function matmulProbes(model: VitPresetName, batch: number): Promise<Matmul
       tf.dispose([corner, last!]);
     };
     const rate = (ms: number) => Number(((2 * n * M * K * Nn) / (ms * 1e9)).toPrecision(4));
-    const saved = process.env.STUDY_WEBGPU_MATMUL;
     try {
-      delete process.env.STUDY_WEBGPU_MATMUL;
-      const ms = await time();
+      const ms = await withMatMul("stock", time);
       const row: MatmulProbe = { what, shape: [n, M, K, Nn], transposeA: ta, transposeB: tb, ms: Math.round(ms * 1000) / 1000, tflops: rate(ms) };
       if (tf.getBackend() === "webgpu") {
-        process.env.STUDY_WEBGPU_MATMUL = "tiled";
-        const tiled = await time();
+        const tiled = await withMatMul("tiled", time);
         Object.assign(row, { tiledMs: Math.round(tiled * 1000) / 1000, tiledTflops: rate(tiled) });
       }
       out.push(row);
     } catch (e) {
       say("bench", `  matmul ${what}: ${errorMessage(e)}`);
     } finally {
-      if (saved === undefined) delete process.env.STUDY_WEBGPU_MATMUL;
-      else process.env.STUDY_WEBGPU_MATMUL = saved;
       tf.dispose([a, b]);
     }
   }

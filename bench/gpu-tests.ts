@@ -13,6 +13,7 @@ import { REPO_ROOT } from "../src/ground/root";
 import { vitConfig, VitPresetName } from "../src/model/config";
 import { ViT } from "../src/model/vit";
 import { BackendChoice, initBackend } from "../src/runtime/backend";
+import { withMatMul } from "../src/runtime/webgpu-kernels";
 import { crossEntropy } from "../src/training/loss";
 import { BatchSource, train } from "../src/training/trainer";
 import { runParity } from "../src/weights/parity";
@@ -217,17 +218,14 @@ async function tiledMatMul(): Promise<TiledMatMulRow[]> {
     [3, 70, 33, 129, false, false], [3, 70, 33, 129, false, true], [3, 70, 33, 129, true, false], [3, 70, 33, 129, true, true],
     ...(checkSize() === "full" ? ([[1, 3152, 768, 2304, false, true], [1, 3072, 3152, 768, true, false]] as [number, number, number, number, boolean, boolean][]) : []),
   ];
-  const saved = process.env.STUDY_WEBGPU_MATMUL;
   const rows: TiledMatMulRow[] = [];
   for (const [n, M, K, N, ta, tb] of cases) {
     const row: TiledMatMulRow = { shape: [n, M, K, N], transposeA: ta, transposeB: tb, ok: false };
     const a = tf.randomNormal(ta ? [n, K, M] : [n, M, K], 0, 1, "float32", 1);
     const b = tf.randomNormal(tb ? [n, N, K] : [n, K, N], 0, 1, "float32", 2);
     try {
-      delete process.env.STUDY_WEBGPU_MATMUL;
-      const stock = tf.matMul(a, b, ta, tb);
-      process.env.STUDY_WEBGPU_MATMUL = "tiled";
-      const tiled = tf.matMul(a, b, ta, tb);
+      const stock = await withMatMul("stock", () => tf.matMul(a, b, ta, tb));
+      const tiled = await withMatMul("tiled", () => tf.matMul(a, b, ta, tb));
       const [d, m] = tf.tidy(() => [tf.max(tf.abs(tf.sub(tiled, stock))), tf.max(tf.abs(stock))]);
       const [dv, mv] = [(await d.data())[0], (await m.data())[0]];
       tf.dispose([stock, tiled, d, m]);
@@ -236,8 +234,6 @@ async function tiledMatMul(): Promise<TiledMatMulRow[]> {
     } catch (e) {
       row.error = errorMessage(e);
     } finally {
-      if (saved === undefined) delete process.env.STUDY_WEBGPU_MATMUL;
-      else process.env.STUDY_WEBGPU_MATMUL = saved;
       tf.dispose([a, b]);
     }
     rows.push(row);

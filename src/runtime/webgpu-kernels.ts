@@ -299,6 +299,22 @@ function tiledBatchMatMul(stockKernel: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/**
+ * Runs `f` with BatchMatMul on one route: tfjs's kernel ("stock") or the tiled one, by setting
+ * STUDY_WEBGPU_MATMUL for its duration (the kernel reads it at every call); for comparing both.
+ */
+export async function withMatMul<T>(route: "stock" | "tiled", f: () => T | Promise<T>): Promise<T> {
+  const saved = process.env.STUDY_WEBGPU_MATMUL;
+  if (route === "tiled") process.env.STUDY_WEBGPU_MATMUL = "tiled";
+  else delete process.env.STUDY_WEBGPU_MATMUL;
+  try {
+    return await f();
+  } finally {
+    if (saved === undefined) delete process.env.STUDY_WEBGPU_MATMUL;
+    else process.env.STUDY_WEBGPU_MATMUL = saved;
+  }
+}
+
 type Infos = Record<string, tf.TensorInfo>;
 
 /** The four fused kernels; inputs are viewed as [R,D] (x's leading axes flattened), results get x's shape back. */
@@ -319,8 +335,8 @@ function fusedKernels(util: WebGPUUtil): tf.KernelConfig[] {
     cfg(FusedKernel.gelu, ({ x }, be) => be.runWebGPUProgram(geluProgram(util, [...x.shape], false), [x], "float32")),
     cfg(FusedKernel.geluGrad, ({ x, dy }, be) => be.runWebGPUProgram(geluProgram(util, [...x.shape], true), [x, dy], "float32")),
     cfg(FusedKernel.layerNorm, ({ x, weight, bias }, be, { eps }) => {
-      const x2 = { ...x, shape: rows(x) };
-      const y = be.runWebGPUProgram(layerNormRowProgram(rows(x), "forward"), [x2, weight, bias], "float32", [{ type: "float32", data: [eps as number] }]);
+      const shape = rows(x);
+      const y = be.runWebGPUProgram(layerNormRowProgram(shape, "forward"), [{ ...x, shape }, weight, bias], "float32", [{ type: "float32", data: [eps as number] }]);
       return { ...y, shape: [...x.shape] };
     }),
     cfg(FusedKernel.layerNormGrad, ({ dy, x, weight }, be, { eps }) => {
@@ -347,18 +363,16 @@ export function fixWebGPUKernels(): string[] {
   const fixed = globalThis as { [FIXED]?: string[] };
   if (fixed[FIXED]) return fixed[FIXED];
   const names: string[] = [];
-  const addN = tf.getKernel("AddN", "webgpu");
-  if (addN) {
-    tf.unregisterKernel("AddN", "webgpu");
-    tf.registerKernel({ kernelName: "AddN", backendName: "webgpu", kernelFunc: chunkedAddN(addN.kernelFunc) });
-    names.push("addn-chunked");
-  }
-  const matMul = tf.getKernel("BatchMatMul", "webgpu");
-  if (matMul) {
-    tf.unregisterKernel("BatchMatMul", "webgpu");
-    tf.registerKernel({ kernelName: "BatchMatMul", backendName: "webgpu", kernelFunc: tiledBatchMatMul(matMul.kernelFunc) });
-    names.push("matmul-tiled-64 (STUDY_WEBGPU_MATMUL=tiled)");
-  }
+  // Replaces the backend's kernel `name` by `wrap` of it.
+  const over = (name: string, wrap: (stock: tf.KernelFunc) => tf.KernelFunc, label: string) => {
+    const k = tf.getKernel(name, "webgpu");
+    if (!k) return;
+    tf.unregisterKernel(name, "webgpu");
+    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc: wrap(k.kernelFunc) });
+    names.push(label);
+  };
+  over("AddN", chunkedAddN, "addn-chunked");
+  over("BatchMatMul", tiledBatchMatMul, "matmul-tiled-64 (STUDY_WEBGPU_MATMUL=tiled)");
   if (process.env.STUDY_WEBGPU_STOCK_KERNELS !== "1") {
     const util = (require("@tensorflow/tfjs-backend-webgpu") as { webgpu_util: WebGPUUtil }).webgpu_util;
     for (const k of fusedKernels(util)) tf.registerKernel(k);

@@ -6,6 +6,7 @@ import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "../support/backends";
 import { AdapterInfo, initBackend, isSoftwareAdapter, probeWebGPU, readableSync } from "../../src/runtime/backend";
+import { withMatMul } from "../../src/runtime/webgpu-kernels";
 import { maxAbsDiff, scalar } from "../support/read";
 
 const adapter = probeWebGPU();
@@ -101,28 +102,20 @@ test("webgpu: the tiled matmul equals tfjs's kernel for every transpose, partial
   cases.push({ a: [1, 66, 20], b: [3, 20, 64], ta: false, tb: false }); // a batch of 1 against 3
   cases.push({ a: [2, 3, 65, 40], b: [2, 3, 40, 66], ta: false, tb: false }); // two batch axes
   cases.push({ a: [10, 8], b: [8, 100], ta: false, tb: false }); // under 64 rows: tfjs's kernel
-  const saved = process.env.STUDY_WEBGPU_MATMUL;
-  try {
-    for (const [i, c] of cases.entries()) {
-      const a = tf.randomNormal(c.a, 0, 1, "float32", 10 + i);
-      const b = tf.randomNormal(c.b, 0, 1, "float32", 20 + i);
-      delete process.env.STUDY_WEBGPU_MATMUL;
-      const stock = tf.matMul(a, b, c.ta, c.tb);
-      process.env.STUDY_WEBGPU_MATMUL = "tiled";
-      const tiled = tf.matMul(a, b, c.ta, c.tb);
-      assert.deepEqual(tiled.shape, stock.shape, JSON.stringify(c));
-      const err = await maxAbsDiff(tiled, stock);
-      assert.ok(err <= 2e-5, `${JSON.stringify(c)}: max |tiled - stock| = ${err}`);
-      tf.dispose([a, b, stock, tiled]);
-    }
-    // The tiled kernel ran (its pipelines are cached under its own key), and not for the small product.
-    const keys = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache).filter((k) => k.startsWith("studyMatMul64_"));
-    for (const k of ["3x70x33x129_00", "3x70x33x129_01", "3x70x33x129_10", "3x70x33x129_11", "1x64x16x64_00", "2x130x48x65_00_1_2", "3x66x20x64_00_1_3", "6x65x40x66_00"]) {
-      assert.ok(keys.some((key) => key.startsWith(`studyMatMul64_${k}`)), `${k} in ${keys}`);
-    }
-    assert.ok(!keys.some((key) => key.startsWith("studyMatMul64_1x10x8x100")), "under 64 rows tfjs's kernel runs");
-  } finally {
-    if (saved === undefined) delete process.env.STUDY_WEBGPU_MATMUL;
-    else process.env.STUDY_WEBGPU_MATMUL = saved;
+  for (const [i, c] of cases.entries()) {
+    const a = tf.randomNormal(c.a, 0, 1, "float32", 10 + i);
+    const b = tf.randomNormal(c.b, 0, 1, "float32", 20 + i);
+    const stock = await withMatMul("stock", () => tf.matMul(a, b, c.ta, c.tb));
+    const tiled = await withMatMul("tiled", () => tf.matMul(a, b, c.ta, c.tb));
+    assert.deepEqual(tiled.shape, stock.shape, JSON.stringify(c));
+    const err = await maxAbsDiff(tiled, stock);
+    assert.ok(err <= 2e-5, `${JSON.stringify(c)}: max |tiled - stock| = ${err}`);
+    tf.dispose([a, b, stock, tiled]);
   }
+  // The tiled kernel ran (its pipelines are cached under its own key), and not for the small product.
+  const keys = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache).filter((k) => k.startsWith("studyMatMul64_"));
+  for (const k of ["3x70x33x129_00", "3x70x33x129_01", "3x70x33x129_10", "3x70x33x129_11", "1x64x16x64_00", "2x130x48x65_00_1_2", "3x66x20x64_00_1_3", "6x65x40x66_00"]) {
+    assert.ok(keys.some((key) => key.startsWith(`studyMatMul64_${k}`)), `${k} in ${keys}`);
+  }
+  assert.ok(!keys.some((key) => key.startsWith("studyMatMul64_1x10x8x100")), "under 64 rows tfjs's kernel runs");
 });

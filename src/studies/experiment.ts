@@ -12,6 +12,7 @@ import type { ImageModel, TrainableModel } from "../model/types";
 import { createViT, ViT } from "../model/vit";
 import { vitConfig } from "../model/config";
 import { applyStrategy, StrategyResult } from "../adapters/strategies";
+import type { LoraAdapter } from "../adapters/lora";
 import { SelectiveLoraAdapter } from "../adapters/selective";
 import { forwardMacs, modelForwardMacs } from "../model/flops";
 import type { ImageSet } from "../data/dataset";
@@ -237,7 +238,7 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
     top1: final.top1, testLoss: final.loss, top1Best: best.step > 0 ? best.top1 : final.top1, bestStep: best.step > 0 ? best.step : steps,
     knn, retention: final.retention, retentionBest, trainSeconds: (Date.now() - t0) / 1000, steps: result.steps,
     finalTrainLoss: result.finalLoss, trainable: tm.trainable.reduce((a, v) => a + v.size, 0), describe: tm.describe, weights,
-    adapter: adapter ? { ...adapter, ...(await inferenceCost(tm as StrategyResult)) } : undefined,
+    adapter: adapter ? { ...adapter, ...inferenceCost(tm as StrategyResult) } : undefined,
   };
   run.appendMetrics({ kind: "final", step: result.steps, top1: final.top1, ...knn });
   run.writeResults(results as unknown as Record<string, unknown>);
@@ -247,28 +248,27 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
   return { run, results: stored, reused: false };
 }
 
+/** A selective LoRA adapter's final gates as the report keeps them (nothing for plain LoRA). */
+export async function gateFields(a: LoraAdapter): Promise<Pick<AdapterReport, "scores" | "activeSites" | "activeShare">> {
+  if (!(a instanceof SelectiveLoraAdapter)) return {};
+  const g = await a.gates();
+  return { scores: Object.fromEntries(a.layers.map((l, i) => [l.site.name, g.scores[i]])), activeSites: g.active, activeShare: g.share };
+}
+
 /** The final gates of a (selective) LoRA adapter, and its unmerged cost, before anything is merged. */
 async function adapterGates(tm: StrategyResult): Promise<Omit<AdapterReport, "macsMerged" | "macsBase"> | undefined> {
   const a = tm.adapter;
   if (!a) return undefined;
-  const out: Omit<AdapterReport, "macsMerged" | "macsBase"> = { sites: a.layers.length, macsUnmerged: modelForwardMacs(tm.model).macs };
-  if (a instanceof SelectiveLoraAdapter) {
-    const g = await a.gates();
-    out.scores = Object.fromEntries(a.layers.map((l, i) => [l.site.name, g.scores[i]]));
-    out.activeSites = g.active;
-    out.activeShare = g.share;
-  }
-  return out;
+  return { sites: a.layers.length, macsUnmerged: modelForwardMacs(tm.model).macs, ...(await gateFields(a)) };
 }
 
 /**
- * The inference form's cost, counted on the real model: selective LoRA merges its open gates and
- * drops the rest, plain LoRA merges everything (the model is not used for anything after this).
+ * The inference form's cost, counted on the real model: merging folds selective LoRA's open gates
+ * into W and drops the closed ones (its toInference), plain LoRA's every update (the model is not
+ * used for anything after this).
  */
-async function inferenceCost(tm: StrategyResult): Promise<Pick<AdapterReport, "macsMerged" | "macsBase">> {
-  const a = tm.adapter as NonNullable<StrategyResult["adapter"]>;
-  if (a instanceof SelectiveLoraAdapter) await a.toInference();
-  else a.mergeAndUnload();
+function inferenceCost(tm: StrategyResult): Pick<AdapterReport, "macsMerged" | "macsBase"> {
+  (tm.adapter as NonNullable<StrategyResult["adapter"]>).mergeAndUnload();
   return { macsMerged: modelForwardMacs(tm.model).macs, macsBase: forwardMacs(tm.model.config).macs };
 }
 

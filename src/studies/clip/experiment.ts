@@ -10,7 +10,6 @@ import type { ImageModel, ForwardOptions, TrainableModel } from "../../model/typ
 import { CLIP, clipConfig, l2Normalize } from "../../model/clip";
 import { loadTokenizer, SimpleTokenizer } from "../../model/tokenizer";
 import { applyStrategy } from "../../adapters/strategies";
-import { SelectiveLoraAdapter } from "../../adapters/selective";
 import type { ImageSet } from "../../data/dataset";
 import { DataLoader } from "../../data/pipeline";
 import { loadCLIP } from "../../weights/clip-load";
@@ -25,7 +24,7 @@ import type { ProgressMode } from "../../ground/progress";
 import { forwardMacs, modelForwardMacs } from "../../model/flops";
 import { Run } from "../../runs/store";
 import { BestTracker } from "../best";
-import { cachedDataset, openRun, RunProgress } from "../experiment";
+import { cachedDataset, gateFields, openRun, RunProgress } from "../experiment";
 import { resolveInput } from "../inputs";
 import { ClassNames, ClipExperimentConfig, EvalSet, Templates, validateClipConfig } from "./config";
 
@@ -206,14 +205,11 @@ export async function runClipExperiment(input: ClipExperimentConfig, opts: ClipR
   let adapter: ClipResults["adapter"];
   if (p.adapter) {
     const a = p.adapter;
-    const sel = a instanceof SelectiveLoraAdapter ? a : undefined;
-    const g = sel ? await sel.gates() : undefined;
     adapter = {
       sites: a.layers.length, macsUnmerged: modelForwardMacs(clip.visual).macs, macsMerged: NaN, macsBase: forwardMacs(clip.visual.config).macs,
-      ...(sel && g ? { scores: Object.fromEntries(sel.layers.map((l, i) => [l.site.name, g.scores[i]])), activeShare: g.share, activeSites: g.active } : {}),
+      ...(await gateFields(a)),
     };
-    if (sel) await sel.toInference();
-    else a.mergeAndUnload();
+    a.mergeAndUnload(); // the inference form: selective LoRA's open gates merged, closed ones dropped
     adapter.macsMerged = modelForwardMacs(clip.visual).macs;
   }
   const results: ClipResults = {

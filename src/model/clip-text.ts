@@ -164,19 +164,15 @@ export class TextTransformer extends LinearModule {
       const [B, L] = ids.shape;
       if (B === 0) return tf.zeros([0, this.config.embedDim]) as tf.Tensor2D;
       const host = this.checkIds(ids);
-      let x = ids; // [B,used]
-      let rows: tf.Tensor1D; // [B] row of each end token in the flattened [B*used] tokens
-      if (host) {
-        const eot = eotPositions(host, B, L);
-        const used = eot.reduce((m, t) => Math.max(m, t + 1), 1);
-        // Cut on the host: a tensor made from host values stays readable on every backend.
-        if (used < L) x = tf.tensor2d(Int32Array.from({ length: B * used }, (_, i) => host[Math.floor(i / used) * L + (i % used)]), [B, used], "int32");
-        rows = tf.tensor1d(Int32Array.from(eot, (t, b) => b * used + t), "int32");
-      } else {
-        // ids already on a GPU that cannot read synchronously: every column, end tokens found there.
-        rows = tf.add(tf.argMax(ids, 1), tf.mul(tf.range(0, B, 1, "int32"), tf.scalar(L, "int32"))) as tf.Tensor1D; // [B]
-      }
-      const used = x.shape[1];
+      const eot = host ? eotPositions(host, B, L) : null;
+      const used = eot ? eot.reduce((m, t) => Math.max(m, t + 1), 1) : L;
+      // Cut on the host: a tensor made from host values stays readable on every backend.
+      const x = host && used < L ? tf.tensor2d(Int32Array.from({ length: B * used }, (_, i) => host[Math.floor(i / used) * L + (i % used)]), [B, used], "int32") : ids; // [B,used]
+      // The row of each end token in the flattened [B*used] tokens; ids already on a GPU that cannot
+      // read synchronously keep every column and have their end tokens found there.
+      const rows = eot
+        ? tf.tensor1d(Int32Array.from(eot, (t, b) => b * used + t), "int32") // [B]
+        : (tf.add(tf.argMax(ids, 1), tf.mul(tf.range(0, B, 1, "int32"), tf.scalar(L, "int32"))) as tf.Tensor1D); // [B]
       const tokens = this.tokens(x, opts); // [B,used,W]
       const pooled = gatherRows(tokens.reshape([B * used, this.config.width]) as tf.Tensor2D, rows); // [B,W]
       return tf.matMul(pooled, this.p("text_projection")); // [B,E]

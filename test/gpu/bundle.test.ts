@@ -6,9 +6,9 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { REPO_ROOT } from "../../src/ground/root";
+import { SOFTWARE_ICD } from "../support/backends";
 import { tempDir } from "../support/fixtures";
 
 const SYSTEM_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
@@ -36,7 +36,6 @@ function pathWithoutNode(dir: string): string {
 
 const missing = ["bash", "xz", "tar", "sha256sum"].filter((t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0);
 
-const SOFTWARE_ICD = path.join(REPO_ROOT, ".webgpu-sw", "icd.json");
 const skip = missing.length ? `missing ${missing.join(", ")}` : false;
 let built: { mib: string; seconds: number; withVulkan: boolean } | undefined;
 
@@ -141,5 +140,5 @@ test("the GPU bundle builds under 64 MiB and its check runs from it on wasm at t
 // The same script on a real WebGPU: Dawn over Mesa's software Vulkan driver (environment/webgpu-sw.sh),
 // what the GPU machine runs over NVIDIA's, at the tiny size.
 test("the GPU check runs from the bundle on webgpu (Dawn over Mesa's software Vulkan) at the tiny size", { skip: skip || (fs.existsSync(SOFTWARE_ICD) ? false : "no software Vulkan driver in .webgpu-sw (environment/webgpu-sw.sh)"), timeout: 600_000 }, () => {
-  checkFromBundle("webgpu", { VK_ADD_DRIVER_FILES: SOFTWARE_ICD, XDG_RUNTIME_DIR: os.tmpdir() });
+  checkFromBundle("webgpu", { VK_ADD_DRIVER_FILES: SOFTWARE_ICD });
 });

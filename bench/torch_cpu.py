@@ -126,11 +126,39 @@ def build(case):
     return m, train
 
 
-def timed(fn, warmup, steps, batch):
+def train_step(model, opt, x, y):
+    """The training step both references time (this file and bench/torch_gpu.py): logits ->
+    cross-entropy -> backward over the trainable set -> the optimizer's update -> loss read back."""
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    return step
+
+
+def forward_pass(model, x):
+    """The timed forward: logits without autograd, read back to the host."""
+
+    def forward():
+        with torch.no_grad():
+            model(x).cpu()
+
+    return forward
+
+
+def timed(fn, warmup, steps, batch, sync=None):
+    """Median seconds of `steps` calls after `warmup` untimed ones; `sync` (e.g. cuda.synchronize)
+    runs before each timed call so that no earlier queued work is counted."""
     for _ in range(warmup):
         fn()
     samples = []
     for _ in range(steps):
+        if sync is not None:
+            sync()
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
@@ -145,17 +173,7 @@ def run(case):
     x = torch.randn(case["batch"], 3, p["image"], p["image"])
     y = torch.randint(0, case["classes"], (case["batch"],))
     opt = torch.optim.Adam(train, lr=1e-4)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        loss.item()
-
-    def forward():
-        with torch.no_grad():
-            model(x).sum().item()
+    step, forward = train_step(model, opt, x, y), forward_pass(model, x)
 
     out = dict(case, trainable=sum(q.numel() for q in train))
     if case.get("forward"):

@@ -24,7 +24,6 @@ Environment: GPU_CHECK_DEADLINE (epoch seconds; later rows are skipped), GPU_CHE
 """
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -106,8 +105,6 @@ def main():
         write(out_file, result)
         say(result["reason"])
         return 0
-    import torch.nn.functional as F
-
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     try:
         import timm
@@ -180,16 +177,8 @@ def main():
             raise ValueError(f"unknown strategy {s}")
         return m.to(device)
 
-    def timed(fn, n, batch):
-        samples = []
-        for _ in range(n):
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t0)
-        med = statistics.median(samples)
-        return {"median": med, "imgPerSec": batch / med, "samples": samples}
+    sync = (lambda: torch.cuda.synchronize(device)) if cuda else None
+    timed = lambda fn, n, batch: torch_cpu.timed(fn, 0, n, batch, sync)  # noqa: E731
 
     row_seconds = float(job.get("row_seconds", 10))
     for mode in result["modes"]:
@@ -216,17 +205,7 @@ def main():
                 y = torch.randint(0, c["classes"], (c["batch"],), device=device)
                 opt = torch.optim.SGD(train, lr=1e-4, momentum=0.9)
 
-                def step():
-                    opt.zero_grad(set_to_none=True)
-                    loss = F.cross_entropy(model(x), y)
-                    loss.backward()
-                    opt.step()
-                    loss.item()
-
-                def forward():
-                    with torch.no_grad():
-                        model(x).cpu()
-
+                step, forward = torch_cpu.train_step(model, opt, x, y), torch_cpu.forward_pass(model, x)
                 if cuda:
                     torch.cuda.reset_peak_memory_stats(device)
                 t0 = time.perf_counter()

@@ -7,10 +7,13 @@ The step: logits -> cross-entropy -> backward over the trainable set -> Adam -> 
 
 Usage: python3 bench/torch_cpu.py '<json job>'   (job = {"threads": n, "cases": [...]} as bench/cpu.ts)
 Prints one JSON line per case.
+       python3 bench/torch_cpu.py --info
+Prints {"version": ..., "blas": {...}}: which BLAS this PyTorch's matmuls run on (see blas()).
 """
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -182,7 +185,47 @@ def run(case):
     return out
 
 
+def blas():
+    """The BLAS behind PyTorch's CPU matmuls (nn.Linear is a BLAS gemm).
+
+    pip wheels link MKL or OpenBLAS in (BLAS_INFO says which). Debian's python3-torch is built with
+    BLAS_INFO=generic and takes whatever libblas.so.3 the alternatives system points at; with only
+    libblas3 installed that is the netlib reference BLAS, unoptimised, and PyTorch then runs several
+    times below this machine's speed, so every ratio against it would flatter ours.
+    """
+    m = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    out = {"info": m.group(1) if m else "unknown", "libraries": [], "reference": False, "gemmGflops": gemm_gflops()}
+    if out["info"] != "generic":
+        return out
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if ".so" in line}
+    except OSError:
+        return out
+    out["libraries"] = sorted(p for p in paths if re.search(r"blas|blis|atlas|mkl", os.path.basename(p)))
+    # The file mapped as libblas.so.3 provides sgemm_ (an OpenBLAS loaded only as liblapack.so.3 does not).
+    out["reference"] = any(re.search(r"/blas/libblas\.so", p) for p in out["libraries"])
+    return out
+
+
+def gemm_gflops(n=512, reps=3):
+    """Single-thread float32 GEMM speed, n x n (0.8 GFLOP in all): tens of GFLOP/s on an optimised
+    BLAS, a few on the reference one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    torch.set_num_threads(threads)
+    return round(2 * n**3 * reps / (time.perf_counter() - t0) / 1e9, 1)
+
+
 def main():
+    if sys.argv[1:] == ["--info"]:
+        print(json.dumps({"version": torch.__version__, "blas": blas()}))
+        return
     job = json.loads(sys.argv[1])
     threads = int(job.get("threads") or os.cpu_count() or 1)
     torch.set_num_threads(threads)

@@ -26,7 +26,10 @@ Forward and training-step throughput (images/s, median of the timed steps) of th
 backends, and of the same model and step in PyTorch (bench/torch_cpu.py, when torch imports),
 printing ours / PyTorch per row. PyTorch runs before and after ours; the final table's ratios are
 against the faster of its two runs (the speed of a shared machine drifts). Training step:
-cross-entropy, backward over the strategy's trainable set, Adam, loss read back.
+cross-entropy, backward over the strategy's trainable set, Adam, loss read back. The BLAS under
+PyTorch's matmuls is printed with its single-thread sgemm speed; Debian's python3-torch uses the
+system's libblas.so.3, which is the unoptimised reference BLAS unless an optimised one is installed
+(apt-get install libopenblas0-pthread): the benchmark warns then, as its ratios would flatter ours.
 
 Default plan: vit-cifar-micro and vit-cifar-tiny at batch 128, vit-tiny-16 and vit-small-16 at
 batch 8; every strategy on vit-cifar-micro, full on the others; stock wasm (the "before", CIFAR
@@ -98,12 +101,31 @@ function runChild(cmd: string, argv: string[], env: Record<string, string>, onRo
   });
 }
 
-function torchVersion(): string | undefined {
+/** What `bench/torch_cpu.py --info` says about the PyTorch reference: its version and its BLAS. */
+interface TorchInfo {
+  version: string;
+  blas: { info: string; libraries: string[]; reference: boolean; gemmGflops: number };
+}
+
+function torchInfo(): TorchInfo | undefined {
   try {
-    return execFileSync(TORCH_PYTHON, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const out = execFileSync(TORCH_PYTHON, [path.join(REPO_ROOT, "bench", "torch_cpu.py"), "--info"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return JSON.parse(out) as TorchInfo;
   } catch {
     return undefined;
   }
+}
+
+/** One line on the reference's BLAS, and a warning when it is the unoptimised reference BLAS. */
+export function describeBlas(b: TorchInfo["blas"]): { line: string; warning?: string } {
+  const libs = b.libraries.map((l) => path.basename(path.dirname(l)) + "/" + path.basename(l)).join(", ");
+  const line = `BLAS ${b.info === "generic" ? libs || "generic" : b.info}, single-thread sgemm ${b.gemmGflops} GFLOP/s`;
+  if (!b.reference) return { line };
+  return {
+    line,
+    warning: `PyTorch's matmuls run on the reference BLAS (Debian's libblas3, ${b.gemmGflops} GFLOP/s): the PyTorch numbers are far ` +
+      "below this machine's and every ratio flatters ours. For a fair reference: apt-get install libopenblas0-pthread",
+  };
 }
 
 const fmt = (x: number | undefined, d = 1): string => (x === undefined ? "-" : x.toFixed(d));
@@ -173,15 +195,17 @@ export const command: Command = {
 
     const jsonFile = opt(args, "json");
     const saveJson = (): void => {
-      if (jsonFile) writeFileAtomic(jsonFile, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: coreCount() }, torch: [...torchRows.values()], torchPasses, rows }, null, 2));
+      if (jsonFile) writeFileAtomic(jsonFile, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: coreCount() }, torchInfo: ti, torch: [...torchRows.values()], torchPasses, rows }, null, 2));
     };
 
-    const tv = opt(args, "no-torch") === "true" ? undefined : torchVersion();
+    const ti = opt(args, "no-torch") === "true" ? undefined : torchInfo();
+    const tv = ti?.version;
+    const blas = ti ? describeBlas(ti.blas) : undefined;
     const torchPasses: BenchRow[] = [];
     // PyTorch runs before and after ours, and each ratio is against the faster of its two runs:
     // on a shared machine the speed drifts over a long benchmark, and this keeps the ratio honest.
     const torchPass = async (label: string): Promise<void> => {
-      console.log(`PyTorch ${tv}, ${threads} threads${label} ...`);
+      console.log(`PyTorch ${tv}, ${threads} threads${label} (${blas?.line}) ...`);
       await runChild(TORCH_PYTHON, [path.join(REPO_ROOT, "bench", "torch_cpu.py"), JSON.stringify({ threads, cases })], {}, (r) => {
         torchPasses.push(r);
         const prev = torchRows.get(key(r));
@@ -191,7 +215,10 @@ export const command: Command = {
     };
     if (opt(args, "no-torch") === "true") console.log("PyTorch: skipped (--no-torch)");
     else if (!tv) console.log(`PyTorch: skipped (no torch in ${TORCH_PYTHON}; Debian: apt-get install python3-torch)`);
-    else await torchPass("");
+    else {
+      if (blas?.warning) console.log(`note: ${blas.warning}`);
+      await torchPass("");
+    }
     for (const t of targets) {
       // Pure-JS cpu and stock wasm are far slower: the CIFAR-native cases only (cpu: micro full),
       // unless named in --backends.
@@ -224,6 +251,7 @@ export const command: Command = {
     if (rows[0]) console.log(`\nwasm: ${rows.find((r) => r.backend === "wasm" && r.threads > 1)?.detail ?? rows[0].detail}`);
     console.log("");
     console.log(table(rows, torchRows));
+    if (blas?.warning && torchRows.size > 0) console.log(`\nnote: ${blas.warning}`);
     if (jsonFile) console.log(`\nrows written to ${jsonFile}`);
     return rows.some((r) => r.error) ? 1 : 0;
   },

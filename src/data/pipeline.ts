@@ -89,7 +89,10 @@ export class DataLoader {
         const x = await this.pool.run(plan);
         return { step: plan.step, epoch: plan.epoch, x, shape, labels, indices: plan.indices };
       } catch (e) {
-        // e.g. no TypeScript loader inside the worker: fall back, same bytes, one thread.
+        // A batch the worker could not make (a truncated cache file, a bad record) fails here as
+        // it would in-process; only a pool that cannot work (no TypeScript loader inside the
+        // worker, a worker that died) falls back: same bytes, one thread.
+        if (e instanceof BatchError) throw e;
         this.poolFailed = e instanceof Error ? e.message : String(e);
         await this.pool?.close();
         this.pool = undefined;
@@ -131,8 +134,13 @@ export class DataLoader {
   async close(): Promise<void> {
     await this.pool?.close();
     this.pool = undefined;
+    if (this.fd.fd !== undefined) fs.closeSync(this.fd.fd);
+    this.fd.fd = undefined;
   }
 }
+
+/** An error the batch worker reported for one batch: the data's fault, not the pool's. */
+class BatchError extends Error {}
 
 /** Worker threads that turn batch plans into pixels. */
 class WorkerPool {
@@ -155,7 +163,7 @@ class WorkerPool {
         if (!p) return;
         this.pending.delete(m.id);
         this.refresh();
-        if (m.error !== undefined || !m.x) p.reject(new Error(m.error ?? "worker returned no pixels"));
+        if (m.error !== undefined || !m.x) p.reject(new BatchError(m.error ?? "worker returned no pixels"));
         else p.resolve(m.x);
       });
       w.on("error", (e) => this.failAll(e));
@@ -189,8 +197,11 @@ class WorkerPool {
   }
 
   async close(): Promise<void> {
-    // Ref first: an unref'd worker's exit may never be awaited (the event loop ends before it).
+    // Batches still in a worker would never settle once it is gone (and whoever awaits them would
+    // wait forever, or Node would exit quietly under them): they fail, and fall back in-process.
     this.closing = true;
+    this.failAll(new Error("the batch workers were closed"));
+    // Ref first: an unref'd worker's exit may never be awaited (the event loop ends before it).
     await Promise.all(this.workers.map((w) => { w.ref(); return w.terminate(); }));
     this.workers = [];
   }

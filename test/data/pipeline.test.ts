@@ -86,3 +86,39 @@ test("an interrupted cache build resumes where it stopped; a truncated cache fil
   fs.truncateSync(path.join(dir, "resumable.u8"), 1000);
   assert.throws(() => openCache("resumable", { dir }), /resumable\.u8: cache data is 1000 bytes, index says 21600; delete both files to rebuild/);
 });
+
+// A cache file cut short after it was opened (a disk filled up, another process rewrote it):
+// records past the cut cannot be read, in a worker or in-process.
+async function truncatedSet(name: string) {
+  const dir = tempDir(`cache-cut-${name}`);
+  const rec = S * S * 3;
+  const base = { key: name, name, height: S, width: S, classes: ["a", "b", "c", "d"], labels, source: {} };
+  const set = await buildCache({ ...base, produce: async (w) => { for (let i = 0; i < N; i++) await w(i, pixels.subarray(i * rec, (i + 1) * rec)); } }, { dir, inMemory: false });
+  const fs = await import("node:fs");
+  fs.truncateSync(path.join(dir, `${name}.u8`), 20 * rec); // images 20..49 are gone
+  return { set, file: path.join(dir, `${name}.u8`) };
+}
+
+for (const workers of [0, 1]) {
+  test(`a record that cannot be read fails the batch with the file's name (workers: ${workers}), and does not fall back`, async () => {
+    const { set, file } = await truncatedSet(`cut${workers}`);
+    const loader = new DataLoader(set, { batchSize: 8, transform: cifarTrain(S), seed: 0, shuffle: false, dropLast: false, workers });
+    const seen: number[] = [];
+    await assert.rejects(async () => { for await (const b of loader.epoch(0)) seen.push(b.step); }, (e: Error) => e.message.includes(file) && /truncated cache file \(record 2\d is incomplete\)/.test(e.message));
+    assert.deepEqual(seen, [0, 1]); // images 0..15 are whole; batch 2 holds image 20
+    assert.equal(loader.workerFallback, undefined);
+    await loader.close();
+  });
+}
+
+test("closing a loader closes the cache file it read in-process", async () => {
+  const fs = await import("node:fs");
+  const { set, file } = await truncatedSet("fds");
+  const open = () => fs.readdirSync("/proc/self/fd").filter((f) => { try { return fs.readlinkSync(`/proc/self/fd/${f}`) === file; } catch { return false; } }).length;
+  const before = open();
+  for (let i = 0; i < 3; i++) {
+    const loader = new DataLoader(set, { batchSize: 8, transform: cifarTrain(S), seed: 0, shuffle: false, dropLast: false, workers: 0 });
+    await collect(loader, 0, 2);
+  }
+  assert.equal(open(), before);
+});

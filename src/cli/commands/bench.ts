@@ -214,7 +214,7 @@ export const command: Command = {
       });
     };
     if (opt(args, "no-torch") === "true") console.log("PyTorch: skipped (--no-torch)");
-    else if (!tv) console.log(`PyTorch: skipped (no torch in ${TORCH_PYTHON}; Debian: apt-get install python3-torch)`);
+    else if (!tv) console.log(`PyTorch: skipped (no torch in ${TORCH_PYTHON}; Debian: apt-get install python3-torch libopenblas0-pthread)`);
     else {
       if (blas?.warning) console.log(`note: ${blas.warning}`);
       await torchPass("");

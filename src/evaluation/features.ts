@@ -69,6 +69,10 @@ export interface AccuracyResult {
 /** Top-1 accuracy (and mean cross-entropy) of the model's head on a dataset. */
 export async function evaluateAccuracy(model: ImageModel, ds: ImageSet, o: PassOptions): Promise<AccuracyResult> {
   if (model.numClasses === 0) throw new Error("evaluateAccuracy: the model has no head (numClasses = 0); use k-NN on features");
+  // A label past the head would count as a miss and add nothing to the loss (its one-hot row is 0).
+  if (ds.classes.length > model.numClasses) {
+    throw new Error(`evaluateAccuracy: ${ds.name} has ${ds.classes.length} classes, the model's head ${model.numClasses}`);
+  }
   const loader = evalLoader(ds, o);
   let correct = 0, n = 0, lossSum = 0;
   try {

@@ -44,4 +44,10 @@ forEachBackend("features and accuracy", () => {
     tf.dispose(x);
     m.dispose();
   });
+
+  test("top-1 of a head with fewer classes than the set is an error naming both", async () => {
+    const m = new TinyMlp(S, 2, 6, 2); // a 2-class head; the set has 3 classes
+    await assert.rejects(evaluateAccuracy(m, ds, { transform: cifarEval(S), batchSize: 7, workers: 0 }), /evaluateAccuracy: toy has 3 classes, the model's head 2/);
+    m.dispose();
+  });
 });

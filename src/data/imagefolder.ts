@@ -40,8 +40,12 @@ export interface FolderListing {
 
 const isImage = (f: string) => IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase());
 
-function order(entries: { cls: string; file: string; rel: string }[], classes: string[] | undefined, what: string): FolderListing {
+function order(entries: { cls: string; file: string; rel: string }[], classes: string[] | undefined, what: string, folders?: string[]): FolderListing {
   const found = [...new Set(entries.map((e) => e.cls))].sort(byCodePoint);
+  // torchvision takes every class folder as a class and refuses one without images; skipping it
+  // would shift the labels of the classes after it, differently in each split.
+  const empty = classes ? [] : (folders ?? []).filter((f) => !found.includes(f));
+  if (empty.length > 0) throw new Error(`${what}: class folder${empty.length > 1 ? "s" : ""} ${empty.map((f) => `'${f}'`).join(", ")} hold${empty.length > 1 ? "" : "s"} no images (${IMAGE_EXTENSIONS.join(" ")}); add them or remove the folder`);
   const cls = classes ?? found;
   const id = new Map(cls.map((c, i) => [c, i]));
   for (const c of found) if (!id.has(c)) throw new Error(`${what}: folder '${c}' is not one of the ${cls.length} given classes`);
@@ -61,7 +65,8 @@ export function firstFilesPerClass(l: FolderListing, n: number): FolderListing {
 export function listFolder(dir: string, classes?: string[]): FolderListing {
   if (!fs.existsSync(dir)) throw new Error(`${dir}: no such folder`);
   const entries: { cls: string; file: string; rel: string }[] = [];
-  for (const cls of fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name)) {
+  const folders = fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  for (const cls of folders) {
     const walk = (sub: string) => {
       for (const d of fs.readdirSync(path.join(dir, cls, sub), { withFileTypes: true })) {
         const rel = sub ? `${sub}/${d.name}` : d.name;
@@ -71,7 +76,7 @@ export function listFolder(dir: string, classes?: string[]): FolderListing {
     };
     walk("");
   }
-  return order(entries, classes, dir);
+  return order(entries, classes, dir, folders);
 }
 
 /** Lists `<prefix>/<split>/<class>/<image>` entries of an archive; the prefix must be unique. */

@@ -80,6 +80,16 @@ test("a corrupt image is an error naming the file", async () => {
   assert.throws(() => listFolder(path.join(dir, "nowhere")), /no such folder/);
 });
 
+test("a class folder without images is an error naming it, as in torchvision (labels would shift otherwise)", async () => {
+  const root = path.join(dir, "empty-class");
+  for (const c of ["ant", "bee", "cat"]) fs.mkdirSync(path.join(root, "val", c), { recursive: true });
+  for (const c of ["ant", "cat"]) fs.writeFileSync(path.join(root, "val", c, "a.png"), await solid(6, 6, 3, [1, 2, 3]).png().toBuffer());
+  fs.writeFileSync(path.join(root, "val", "bee", "readme.txt"), "no images here");
+  assert.throws(() => listFolder(path.join(root, "val")), /val: class folder 'bee' holds no images/);
+  // With the classes given (e.g. the 1000 ImageNet wnids over a subset), absent ones are allowed.
+  assert.deepEqual(listFolder(path.join(root, "val"), ["ant", "bee", "cat"]).labels, [0, 2]);
+});
+
 test("class subsets relabel in the order given (split CIFAR-10 style)", async () => {
   const ds = await loadImageFolder({ root: path.join(dir, "tree"), split: "train", decode, cache });
   const dogs = selectClasses(ds, ["dog"]);

@@ -46,8 +46,12 @@ export interface RunRecord extends RunEnvironment {
   id: string;
   seed: number | string | null;
   startedAt: string;
-  /** Each (re)start of the run: when, and from which step. */
-  attempts: { startedAt: string; fromStep: number }[];
+  /**
+   * Each (re)start of the run: when, from which step, and its environment (commit, versions,
+   * machine, backend), since a resumed run's numbers come from every attempt. The top-level
+   * environment is the latest attempt's. (Records written before this have no per-attempt one.)
+   */
+  attempts: ({ startedAt: string; fromStep: number } & Partial<RunEnvironment>)[];
   [key: string]: unknown;
 }
 
@@ -116,10 +120,11 @@ export class Run {
     const file = path.join(this.dir, "record.json");
     const prev = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as RunRecord) : undefined;
     const now = new Date().toISOString();
+    const env = runEnvironment();
     const rec: RunRecord = {
       id: this.id, seed, startedAt: prev?.startedAt ?? now,
-      attempts: [...(prev?.attempts ?? []), { startedAt: now, fromStep }],
-      ...runEnvironment(), ...extra,
+      attempts: [...(prev?.attempts ?? []), { startedAt: now, fromStep, ...env }],
+      ...env, ...extra,
     };
     writeJsonAtomic(file, rec);
     return rec;

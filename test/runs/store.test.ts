@@ -19,6 +19,22 @@ test("id = name + hash of the canonical config (key order and undefined do not m
   assert.throws(() => canonicalJson({ x: NaN }), /non-finite/);
 });
 
+test("each attempt of a run keeps its own environment; the top level is the latest attempt's", () => {
+  const run = Run.open({ name: "attempts", seed: 2 }, { root });
+  run.writeRecord(2, 0, { backendWhy: "first" });
+  // An older record, written before attempts carried their environment, resumed now.
+  const file = path.join(run.dir, "record.json");
+  const old = JSON.parse(fs.readFileSync(file, "utf8"));
+  old.attempts = [{ startedAt: old.attempts[0].startedAt, fromStep: 0 }];
+  old.git = { commit: "0123abc", dirty: false };
+  fs.writeFileSync(file, JSON.stringify(old));
+  const rec = run.writeRecord(2, 50, { backendWhy: "resumed" });
+  assert.deepEqual(rec.attempts.map((a) => [a.fromStep, a.git?.commit]), [[0, undefined], [50, rec.git.commit]]);
+  assert.notEqual(rec.git.commit, "0123abc", "the top level is the resuming attempt's");
+  assert.ok(rec.attempts[1].versions?.tfjs && rec.attempts[1].machine!.cpus > 0);
+  assert.equal(rec.backendWhy, "resumed");
+});
+
 test("a rerun finds the finished run; force starts over; results load into arquero", () => {
   const cfg = { name: "demo", seed: 1, lr: 0.5 };
   const run = Run.open(cfg, { root });

@@ -2,7 +2,8 @@
 // torchvision's transforms call on PIL images): separable convolution, horizontal pass first,
 // filter support widened by the downscale factor (antialiasing), coefficients normalised per output
 // pixel, 22-bit fixed-point weights, the intermediate pass rounded and clamped to uint8 (as Pillow
-// does). Filters: bilinear (triangle, support 1) and bicubic (Keys, a = -0.5, support 2).
+// does). Filters: bilinear (triangle, support 1) and bicubic (Keys, a = -0.5, support 2); nearest
+// is Pillow's too (one source pixel per output, no filter).
 // Pixel centres are at +0.5 (align_corners = false); windows are clipped at the borders and
 // renormalised, so edges follow Pillow rather than torch's clamp-to-edge tensor interpolation.
 
@@ -18,15 +19,23 @@ export function keysCubic(x: number, a: number): number {
   return 0;
 }
 
-function filterOf(kind: Interpolation): { support: number; f: (x: number) => number } {
+function filterOf(kind: Exclude<Interpolation, "nearest">): { support: number; f: (x: number) => number } {
   switch (kind) {
     case "bilinear":
       return { support: 1, f: (x) => { x = Math.abs(x); return x < 1 ? 1 - x : 0; } };
     case "bicubic":
       return { support: 2, f: (x) => keysCubic(x, -0.5) };
-    case "nearest":
-      return { support: 0.5, f: (x) => (x >= -0.5 && x < 0.5 ? 1 : 0) };
   }
+}
+
+/**
+ * Pillow's NEAREST (an affine transform, not a filter: no antialiasing when downscaling): output
+ * i takes input floor(in0 + (i + 0.5) * scale), one tap of weight 1.
+ */
+function nearestWindows(inSize: number, in0: number, in1: number, outSize: number): FilterWindows {
+  const scale = (in1 - in0) / outSize;
+  const start = Int32Array.from({ length: outSize }, (_, i) => Math.min(inSize - 1, Math.max(0, Math.floor(in0 + (i + 0.5) * scale))));
+  return { start, len: new Int32Array(outSize).fill(1), weights: new Float64Array(outSize).fill(1), ksize: 1 };
 }
 
 /** Each output's window of input indices and its normalised float64 weights (`ksize` slots per output). */
@@ -44,6 +53,7 @@ export interface FilterWindows {
  * interpolate (aten _upsample_bicubic2d_aa, ported from Pillow) computes the same weights.
  */
 export function filterWindows(inSize: number, in0: number, in1: number, outSize: number, kind: Interpolation): FilterWindows {
+  if (kind === "nearest") return nearestWindows(inSize, in0, in1, outSize);
   const { support: baseSupport, f } = filterOf(kind);
   const scale = (in1 - in0) / outSize;
   const filterscale = Math.max(scale, 1);

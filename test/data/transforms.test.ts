@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { resizeBox } from "../../src/data/resample";
+import { resize, resizeBox } from "../../src/data/resample";
 import {
   applyTransform, cifarTrain, imagenetEval, paperEval, paperTrain, randomResizedCropBox, sampleParams,
 } from "../../src/data/transforms";
@@ -103,4 +103,14 @@ test("normalisation is float32 arithmetic step by step (ToTensor then Normalize 
     const x = f(img[i] / 255), d = f(x - f(spec.mean[c]));
     assert.equal(out[i], f(d / f(spec.std[c])));
   }
+});
+
+test("nearest is Pillow's NEAREST: one source pixel per output, no averaging when downscaling", () => {
+  // Expected rows: Pillow 9.4 `Image.resize((w, 1), Image.NEAREST)` (and box=(1, 0, 6, 1)) on this row.
+  const row = [0, 100, 200, 250, 30, 60, 90];
+  const src = Uint8Array.from(row.flatMap((v) => [v, v, v]));
+  const red = (x: Uint8Array) => Array.from(x).filter((_, i) => i % 3 === 0);
+  const cases: [number, number[]][] = [[2, [100, 60]], [3, [100, 250, 60]], [5, [0, 200, 250, 30, 90]], [11, [0, 0, 100, 200, 200, 250, 30, 30, 60, 90, 90]]];
+  for (const [w, want] of cases) assert.deepEqual(red(resize(src, 1, 7, 3, 1, w, "nearest")), want, `width ${w}`);
+  assert.deepEqual(red(resizeBox(src, 1, 7, 3, [1, 0, 6, 1], 1, 3, "nearest")), [100, 250, 60]);
 });

@@ -116,10 +116,20 @@ function stateNames(tm: TrainableModel): Map<string, tf.Variable> {
 
 /** Trains `tm` on `data`; see TrainConfig for what happens when. */
 export async function train(tm: TrainableModel, data: BatchSource, config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const optimizer: Optimizer = createOptimizer(config.optimizer);
+  try {
+    return await trainWith(optimizer, tm, data, config, opts);
+  } finally {
+    // Also when a step fails (non-finite loss, a trap, a bad batch): its slots are 1-2x the
+    // trainable size, and a sweep or a notebook goes on in the same process.
+    optimizer.dispose();
+  }
+}
+
+async function trainWith(optimizer: Optimizer, tm: TrainableModel, data: BatchSource, config: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
   const vars = stateNames(tm);
   const varList = [...vars.values()];
   const tfName = new Map([...vars].map(([k, v]) => [v.name, k]));
-  const optimizer: Optimizer = createOptimizer(config.optimizer);
   const dir = opts.checkpointDir;
   const saveAt = new Set(config.saveAt ?? []);
   const evalAt = new Set(config.evalAt ?? []);
@@ -186,6 +196,8 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
         return tf.add(ce, reg) as tf.Scalar;
       }, varList);
     } catch (e) {
+      tf.dispose([x, y]);
+      regT?.dispose();
       throw explainWasmTrap(e, `training step ${t} (batch ${batch.labels.length})`);
     }
     const { value, grads } = result;
@@ -238,6 +250,5 @@ export async function train(tm: TrainableModel, data: BatchSource, config: Train
     if (isEvalStep(step)) await evaluate(step);
   }
   progress.finish(Number.isFinite(finalLoss) ? `loss ${finalLoss.toFixed(4)}` : undefined);
-  optimizer.dispose();
   return { steps: config.steps, resumedFrom, finalLoss, history, evals, seconds: (Date.now() - t0) / 1000, numTensors };
 }

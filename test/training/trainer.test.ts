@@ -82,6 +82,7 @@ forEachBackend("trainer", () => {
   test("NaN/Inf guard stops with a clear error, keeps the last good checkpoint, leaves weights finite", async () => {
     const dir = tempDir("trainer-nan");
     const m = new TinyMlp(S, K, 8, 3);
+    const before = tf.memory().numTensors;
     const poisoned: BatchSource = {
       async *batches(from, to) {
         for await (const b of loader().batches(from, to)) {
@@ -96,6 +97,7 @@ forEachBackend("trainer", () => {
     );
     for (const v of m.namedVariables().values()) assert.ok((await floats(v)).every(Number.isFinite));
     assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [2]);
+    assert.equal(tf.memory().numTensors, before, "the stopped run's optimizer slots and batch are freed");
     m.dispose();
   });
 

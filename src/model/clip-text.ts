@@ -46,11 +46,6 @@ export function validateTextConfig(c: TextConfig): void {
   if (!Number.isInteger(c.mlpRatio * c.width)) throw new Error("CLIP text config: mlpRatio * width must be an integer");
 }
 
-/** The linear layers of text block i (what LoRA could target). */
-export function textBlockLinears(i: number): string[] {
-  return [`blocks.${i}.attn.qkv`, `blocks.${i}.attn.proj`, `blocks.${i}.mlp.fc1`, `blocks.${i}.mlp.fc2`];
-}
-
 /** Shapes of every parameter, by name, PyTorch layouts (no allocation). */
 export function textParameterShapes(c: TextConfig): Map<string, number[]> {
   validateTextConfig(c);

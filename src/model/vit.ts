@@ -28,11 +28,6 @@ export interface CreateOptions {
   seed?: number;
 }
 
-/** The linear layers of block i, by timm name (what LoRA can target). */
-export function blockLinears(i: number): string[] {
-  return [`blocks.${i}.attn.qkv`, `blocks.${i}.attn.proj`, `blocks.${i}.mlp.fc1`, `blocks.${i}.mlp.fc2`];
-}
-
 /** Shapes of every parameter of a config, in timm names and PyTorch layouts (no allocation). */
 export function parameterShapes(c: ViTConfig): Map<string, number[]> {
   validateConfig(c);

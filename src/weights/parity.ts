@@ -8,6 +8,7 @@ import { promises as fsp } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { ViTConfig, vitConfig } from "../model/config";
 import { createViT } from "../model/vit";
+import { clipVisionConfig } from "../model/clip";
 import { loadStateDict, readStateDict } from "./load";
 import { inferViTConfig, Naming } from "./names";
 
@@ -69,19 +70,7 @@ export async function readParityFixture(file: string): Promise<ParityFixture> {
   };
   if ("vision_width" in cfg) {
     const width = num(cfg, "vision_width", file);
-    const config = vitConfig({
-      imageSize: num(cfg, "image_resolution", file),
-      patchSize: num(cfg, "vision_patch_size", file),
-      width,
-      depth: num(cfg, "vision_layers", file),
-      heads: width / 64, // CLIP's ModifiedViT/VisionTransformer: heads = width // 64
-      numClasses: num(cfg, "embed_dim", file),
-      lnEps: 1e-5,
-      act: "quick_gelu",
-      preNorm: true,
-      patchBias: false,
-      headBias: false,
-    });
+    const config = clipVisionConfig(num(cfg, "image_resolution", file), num(cfg, "vision_patch_size", file), width, num(cfg, "vision_layers", file), num(cfg, "embed_dim", file));
     return { kind: "clip", config, input: need("image_input"), logits: need("image_features"), tolerance };
   }
   const config = vitConfig({

@@ -6,6 +6,7 @@ import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { applyStrategy } from "../../src/adapters/strategies";
 import { vitConfig } from "../../src/model/config";
+import { CLIP, clipConfig } from "../../src/model/clip";
 import { TextTransformer, textConfig } from "../../src/model/clip-text";
 import { ViT } from "../../src/model/vit";
 import { initBackend } from "../../src/runtime/backend";
@@ -29,6 +30,17 @@ test("the text tower's create + dispose leaves no tensor", async () => {
   await initBackend({ prefer: "cpu", force: true });
   const before = tf.memory().numTensors;
   TextTransformer.create(textConfig({ contextLength: 8, vocabSize: 32, width: 16, heads: 2, depth: 1, embedDim: 8 }), { seed: 0 }).dispose();
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test("CLIP.create and CLIP.fromTensors + dispose leave no tensor", async () => {
+  await initBackend({ prefer: "cpu", force: true });
+  const config = clipConfig({ embed_dim: 8, image_resolution: 8, vision_layers: 1, vision_width: 64, vision_patch_size: 4, context_length: 8, vocab_size: 32, transformer_width: 16, transformer_heads: 2, transformer_layers: 1 });
+  const before = tf.memory().numTensors;
+  const made = CLIP.create(config, { seed: 0 });
+  const copy = CLIP.fromTensors(config, made.namedVariables());
+  made.dispose();
+  copy.dispose();
   assert.equal(tf.memory().numTensors, before);
 });
 

@@ -101,10 +101,16 @@ export class LoraLayer implements LinearHook {
     return null;
   }
 
+  /** The dropout mask's seed: from (seed, adapter, site, step) in training steps, else the layer's own stream. */
+  private dropoutSeed(step: number | undefined): number {
+    if (step === undefined) return this.rng.seed();
+    return new Rng(this.config.seed).fork(`lora/${this.adapterName}/${this.site.name}/dropout/${step}`).seed();
+  }
+
   /** The site's update for input x: scale * gate * (dropout(x) A^T) B^T. x: [M,in] -> [M,out_site]. */
   delta(x: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
     const p = this.config.dropout;
-    const xin = opts.training && p > 0 ? (tf.dropout(x, p, undefined, this.rng.seed()) as tf.Tensor2D) : x; // [M,in]
+    const xin = opts.training && p > 0 ? (tf.dropout(x, p, undefined, this.dropoutSeed(opts.step)) as tf.Tensor2D) : x; // [M,in]
     const h = tf.mul<tf.Tensor2D>(tf.matMul(xin, this.A, false, true), this.scale); // [M,r]
     const d = tf.matMul(h, this.B, false, true) as tf.Tensor2D; // [M,out_site]
     const g = this.gate();

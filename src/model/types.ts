@@ -5,6 +5,11 @@ import type * as tf from "@tensorflow/tfjs";
 export interface ForwardOptions {
   /** Enables dropout (LoRA dropout); default false. */
   training?: boolean;
+  /**
+   * The update being computed (the trainer's step). Dropout masks are then a function of (seed,
+   * layer, step), so a run resumed from a checkpoint draws the masks the uninterrupted run drew.
+   */
+  step?: number;
 }
 
 export interface ImageModel {

@@ -189,7 +189,7 @@ async function trainWith(optimizer: Optimizer, tm: TrainableModel, data: BatchSo
     let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
     try {
       result = tf.variableGrads(() => {
-        const ce = tm.loss ? tm.loss(x, batch.labels, t) : crossEntropy(tm.model.logits(x, { training: true }), y);
+        const ce = tm.loss ? tm.loss(x, batch.labels, t) : crossEntropy(tm.model.logits(x, { training: true, step: t }), y);
         const reg = tm.regularizer?.(t);
         if (!reg) return ce;
         regT = tf.keep(reg.clone());

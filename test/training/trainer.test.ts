@@ -138,4 +138,27 @@ forEachBackend("trainer with the ViT", () => {
     for (const [k, v] of va) assert.ok(Buffer.from((await floats(v)).buffer).equals(Buffer.from((await floats(vc.get(k)!)).buffer)), `${k} differs`);
     [a, b, c].forEach((m) => m.dispose());
   });
+
+  test("resume is bit-exact with LoRA dropout (the masks are drawn from the step, not from a stream)", async () => {
+    const { createViT } = await import("../../src/model/vit");
+    const { vitConfig } = await import("../../src/model/config");
+    const { applyStrategy } = await import("../../src/adapters/strategies");
+    const cfgVit = vitConfig({ imageSize: 4, patchSize: 2, inChannels: 3, width: 8, depth: 2, heads: 2, numClasses: K });
+    const dir = tempDir("trainer-lora-dropout");
+    const cfg: TrainConfig = { steps: 6, optimizer: { name: "sgd", lr: 0.5, momentum: 0.9 }, schedule: { kind: "constant", warmupSteps: 0 }, checkpointEvery: 2 };
+    const make = () => applyStrategy(createViT(cfgVit, { seed: 1 }), { kind: "lora", rank: 2, dropout: 0.5, seed: 3 });
+    const a = make();
+    await train(a, loader(), cfg, { checkpointDir: path.join(dir, "a"), progress: "off" });
+    const b = make();
+    await assert.rejects(train(b, crashAt(loader(), 3), cfg, { checkpointDir: path.join(dir, "b"), progress: "off" }), /simulated crash/);
+    const c = make();
+    const r = await train(c, loader(), cfg, { checkpointDir: path.join(dir, "b"), progress: "off" });
+    assert.equal(r.resumedFrom, 2);
+    const va = a.model.namedVariables(), vc = c.model.namedVariables();
+    for (const v of a.trainable) {
+      const k = [...va].find(([, x]) => x === v)![0];
+      assert.ok(Buffer.from((await floats(v)).buffer).equals(Buffer.from((await floats(vc.get(k)!)).buffer)), `${k} differs`);
+    }
+    [a, b, c].forEach((tm) => tm.model.dispose());
+  });
 });

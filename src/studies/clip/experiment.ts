@@ -156,8 +156,8 @@ export async function runClipExperiment(input: ClipExperimentConfig, opts: ClipR
       // One prompt per image; the template is drawn from (seed, step), so a resumed run draws the same.
       const { ids, shape } = flypPromptIds(tokenizer, labels, classnames, templates, new Rng(`${config.seed}/prompts/${step}`));
       return tf.tidy(() => {
-        const img = clip.encodeImage(x, { training: true }); // [B,E]
-        const txt = clip.encodeText(tf.tensor2d(ids, shape, "int32"), { training: true }); // [B,E]
+        const img = clip.encodeImage(x, { training: true, step }); // [B,E]
+        const txt = clip.encodeText(tf.tensor2d(ids, shape, "int32"), { training: true, step }); // [B,E]
         return clipContrastiveLoss(img, txt, clip.logitScale);
       });
     },

@@ -31,7 +31,7 @@ export function listCheckpoints(dir: string): CheckpointInfo[] {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
-    .filter((d) => /^step-\d+$/.test(d) && fs.existsSync(path.join(dir, d, "state.json")))
+    .filter((d) => /^step-\d+$/.test(d) && fs.existsSync(path.join(dir, d, "state.json")) && fs.existsSync(path.join(dir, d, "weights.safetensors")))
     .map((d) => ({ step: Number(d.slice(5)), path: path.join(dir, d) }))
     .sort((a, b) => a.step - b.step);
 }
@@ -102,8 +102,41 @@ export function assignWeights(vars: Map<string, tf.Variable>, ck: LoadedCheckpoi
   }
 }
 
-/** Deletes periodic checkpoints beyond the newest `keep`, sparing those in `protect`. */
+/**
+ * Deletes periodic checkpoints beyond the newest `keep`, sparing those in `protect`. Each is renamed
+ * out of the listing first, so a process killed while deleting leaves no half checkpoint to resume from.
+ */
 export function pruneCheckpoints(dir: string, keep: number, protect: ReadonlySet<number>): void {
   const periodic = listCheckpoints(dir).filter((c) => !protect.has(c.step));
-  for (const c of periodic.slice(0, Math.max(0, periodic.length - keep))) fs.rmSync(c.path, { recursive: true, force: true });
+  for (const c of periodic.slice(0, Math.max(0, periodic.length - keep))) {
+    const doomed = path.join(dir, `.${path.basename(c.path)}.${process.pid}.del`);
+    fs.renameSync(c.path, doomed);
+    fs.rmSync(doomed, { recursive: true, force: true });
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // someone else's live process
+  }
+};
+
+/**
+ * Removes what writers that died left in a checkpoint folder: `.step-N.<pid>.tmp` (a checkpoint
+ * being written), its `.old` (one being replaced) and `.del` (one being pruned), for pids that are
+ * gone. Each can be a full copy of the weights and optimizer state.
+ */
+export function removeStaleCheckpointTemps(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const d of fs.readdirSync(dir)) {
+    const m = /^\.step-\d+\.(\d+)\.(tmp|tmp\.old|del)$/.exec(d);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, d), { recursive: true, force: true });
+    removed.push(d);
+  }
+  return removed;
 }

@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { TrainableModel } from "../model/types";
 import type { Batch } from "../data/pipeline";
 import { crossEntropy } from "./loss";
-import { CheckpointState, assignWeights, listCheckpoints, pruneCheckpoints, readCheckpoint, saveCheckpoint } from "./checkpoint";
+import { CheckpointState, assignWeights, listCheckpoints, pruneCheckpoints, readCheckpoint, removeStaleCheckpointTemps, saveCheckpoint } from "./checkpoint";
 import { Optimizer, OptimizerConfig, createOptimizer } from "./optimizers";
 import { ScheduleConfig, learningRate } from "./schedule";
 import { ProgressMode, createProgress } from "../ground/progress";
@@ -143,6 +143,7 @@ async function trainWith(optimizer: Optimizer, tm: TrainableModel, data: BatchSo
 
   let start = 0;
   let resumedFrom: number | null = null;
+  if (dir) removeStaleCheckpointTemps(dir);
   if (dir && opts.resume !== false) {
     const latest = listCheckpoints(dir).filter((c) => c.step <= config.steps).at(-1);
     if (latest) {

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -11,7 +12,7 @@ import { memoryImageSet } from "../../src/data/dataset";
 import { Batch, DataLoader } from "../../src/data/pipeline";
 import { cifarTrain } from "../../src/data/transforms";
 import { BatchSource, NonFiniteError, TrainConfig, train } from "../../src/training/trainer";
-import { listCheckpoints } from "../../src/training/checkpoint";
+import { listCheckpoints, removeStaleCheckpointTemps } from "../../src/training/checkpoint";
 import type { TrainableModel } from "../../src/model/types";
 
 const S = 4, K = 3;
@@ -116,7 +117,19 @@ test("checkpoint folders are complete or absent (state.json last, atomic rename)
   fs.mkdirSync(path.join(dir, "step-0000007"));
   fs.writeFileSync(path.join(dir, "step-0000007", "weights.safetensors"), "partial");
   fs.mkdirSync(path.join(dir, ".step-0000009.123.tmp"));
+  // What a process killed while deleting a checkpoint folder could leave: state.json, no weights.
+  fs.mkdirSync(path.join(dir, "step-0000004"));
+  fs.writeFileSync(path.join(dir, "step-0000004", "state.json"), "{}");
   assert.deepEqual(listCheckpoints(dir), []);
+});
+
+test("what dead writers left in a checkpoint folder is removed; a live writer's is not", () => {
+  const dir = tempDir("trainer-stale");
+  const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!; // a pid that has exited
+  const names = [`.step-0000002.${dead}.tmp`, `.step-0000002.${dead}.tmp.old`, `.step-0000004.${dead}.del`, `.step-0000006.${process.pid}.tmp`, `.step-0000008.${process.ppid}.del`, "step-0000010"];
+  for (const n of names) fs.mkdirSync(path.join(dir, n));
+  assert.deepEqual(removeStaleCheckpointTemps(dir).sort(), names.slice(0, 3).sort());
+  assert.deepEqual(fs.readdirSync(dir).sort(), names.slice(3).sort());
 });
 
 forEachBackend("trainer with the ViT", () => {

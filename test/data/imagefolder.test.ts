@@ -48,12 +48,18 @@ test("folder tree: sorted classes, sorted files, RGB at the chosen size (gray, a
   assert.ok(red[0] > 200 && red[1] < 60 && red[2] < 60, `CMYK red converts to sRGB red, got ${red}`);
   const blue = px(1);
   assert.ok(blue[2] > 200 && blue[0] < 40, `resized JPEG stays blue, got ${blue}`);
-  // a second load is served by the cache: it does not decode again (a deleted file goes unnoticed)
-  fs.renameSync(path.join(root, "train/dog/b.png"), path.join(dir, "b.png"));
+  // a second load is served by the cache: it does not decode again (an image rewritten in place,
+  // same name, leaves the folders' mtimes as they were and goes unnoticed)
+  const file = path.join(root, "train/dog/b.png");
+  const bytes = fs.readFileSync(file);
+  const st = fs.statSync(path.join(root, "train/dog"));
+  fs.writeFileSync(file, "not an image any more");
+  fs.utimesSync(path.join(root, "train/dog"), st.atimeMs / 1000, st.mtimeMs / 1000);
   const again = await loadImageFolder({ root, split: "train", decode, cache });
   assert.equal(again.size, 5);
   assert.deepEqual(Array.from(again.image(4).subarray(0, 3)), [10, 20, 30]);
-  fs.renameSync(path.join(dir, "b.png"), path.join(root, "train/dog/b.png"));
+  fs.writeFileSync(file, bytes);
+  fs.utimesSync(path.join(root, "train/dog"), st.atimeMs / 1000, st.mtimeMs / 1000);
 });
 
 test("tarball tree: same dataset as the folder, read as a stream", async () => {
@@ -88,6 +94,20 @@ test("a class folder without images is an error naming it, as in torchvision (la
   assert.throws(() => listFolder(path.join(root, "val")), /val: class folder 'bee' holds no images/);
   // With the classes given (e.g. the 1000 ImageNet wnids over a subset), absent ones are allowed.
   assert.deepEqual(listFolder(path.join(root, "val"), ["ant", "bee", "cat"]).labels, [0, 2]);
+});
+
+test("a folder tree whose images changed is decoded again, not served from the old cache", async () => {
+  const root = path.join(dir, "changing");
+  const png = await solid(6, 6, 3, [9, 9, 9]).png().toBuffer();
+  for (const c of ["a", "b"]) { fs.mkdirSync(path.join(root, "train", c), { recursive: true }); fs.writeFileSync(path.join(root, "train", c, "1.png"), png); }
+  assert.equal((await loadImageFolder({ root, split: "train", decode, cache })).size, 2);
+  assert.equal((await loadImageFolder({ root, split: "train", decode, cache })).size, 2);
+  // Directory mtimes have a resolution of the file system's clock: move them on explicitly.
+  const later = new Date(Date.now() + 5000);
+  fs.writeFileSync(path.join(root, "train", "b", "2.png"), png);
+  fs.utimesSync(path.join(root, "train", "b"), later, later);
+  const grown = await loadImageFolder({ root, split: "train", decode, cache });
+  assert.deepEqual(Array.from(grown.labels), [0, 1, 1]);
 });
 
 test("class subsets relabel in the order given (split CIFAR-10 style)", async () => {

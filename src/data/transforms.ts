@@ -109,6 +109,8 @@ export function sampleParams(spec: TransformSpec, rng: Rng | undefined, h: numbe
     case "identity":
       return { x: 0, y: 0, w, h, flip: false };
     case "resize-center-crop": {
+      // (torchvision's CenterCrop pads a smaller image with zeros; no recipe wants that.)
+      if (spec.resize < spec.size) throw new Error(`resize-center-crop: resize ${spec.resize} is smaller than the crop size ${spec.size}; give resize >= size`);
       // torchvision Resize(int): shorter side -> resize, longer side truncated; then CenterCrop.
       const [rh, rw] = h <= w ? [spec.resize, Math.trunc((spec.resize * w) / h)] : [Math.trunc((spec.resize * h) / w), spec.resize];
       const y = pyRound((rh - spec.size) / 2);

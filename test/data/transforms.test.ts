@@ -114,3 +114,7 @@ test("nearest is Pillow's NEAREST: one source pixel per output, no averaging whe
   for (const [w, want] of cases) assert.deepEqual(red(resize(src, 1, 7, 3, 1, w, "nearest")), want, `width ${w}`);
   assert.deepEqual(red(resizeBox(src, 1, 7, 3, [1, 0, 6, 1], 1, 3, "nearest")), [100, 250, 60]);
 });
+
+test("resize-center-crop with a resize below the crop size is an error naming both", () => {
+  assert.throws(() => sampleParams(imagenetEval(32, 24), new Rng(0), 40, 40), /resize-center-crop: resize 24 is smaller than the crop size 32/);
+});

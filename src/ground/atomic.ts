@@ -22,7 +22,9 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = tempName(file);
   const fd = fs.openSync(tmp, "w");
   try {
-    fs.writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    // One write(2) moves at most ~2 GiB on Linux: loop until every byte is down.
+    for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
@@ -40,7 +42,7 @@ export async function writeChunksAtomic(file: string, chunks: AsyncIterable<Uint
   const tmp = tempName(file);
   const fh = await fs.promises.open(tmp, "w");
   try {
-    for await (const c of chunks) await fh.write(c);
+    for await (const c of chunks) for (let off = 0; off < c.length; ) off += (await fh.write(c, off, c.length - off)).bytesWritten;
     await fh.sync();
   } catch (e) {
     await fh.close();

@@ -134,13 +134,23 @@ function sourceHead(src: string, n = 4): string {
   return ls.slice(0, n).join("\n") + (ls.length > n ? "\n..." : "");
 }
 
+/**
+ * The preset a run is at: `preset`, or the `preset` parameter (`--set preset=smoke` is the same
+ * run as `--preset smoke`, and must not write over the reference run in figures/ either).
+ */
+export function runPreset(opts: Pick<NotebookRunOptions, "preset" | "params">): Preset | undefined {
+  const p: unknown = opts.preset ?? opts.params?.preset;
+  if (p === undefined) return undefined;
+  if (isPreset(p)) return p;
+  throw new Error(`unknown preset '${String(p)}' (smoke, laptop, paper)`);
+}
+
 /** Executes one notebook; never throws for a failing cell (see `failure`), throws for bad input. */
 export async function runNotebook(opts: NotebookRunOptions): Promise<NotebookRunResult> {
   const t0 = performance.now();
   const src = path.resolve(opts.notebook);
   const nb = readNotebook(src);
-  if (opts.preset !== undefined && !isPreset(opts.preset)) throw new Error(`unknown preset '${String(opts.preset)}' (smoke, laptop, paper)`);
-  const out = path.resolve(opts.out ?? defaultOutput(src, opts.preset));
+  const out = path.resolve(opts.out ?? defaultOutput(src, runPreset(opts)));
   if (!out.endsWith(".ipynb")) throw new Error(`--out ${out}: the output must be a .ipynb file`);
   if (out === src && !opts.inPlace) throw new Error(`${src}: refusing to overwrite the source notebook (pass --in-place, or --out elsewhere)`);
   const params: Params = { ...(opts.preset ? { preset: opts.preset } : {}), ...(opts.params ?? {}) };

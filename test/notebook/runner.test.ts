@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import { Notebook } from "../../src/notebook/ipynb";
 import { defaultOutput, figuresDirFor, kernelFiguresDir } from "../../src/notebook/layout";
-import { describeFailure, formatFailure } from "../../src/notebook/runner";
+import { describeFailure, formatFailure, runPreset } from "../../src/notebook/runner";
 
 test("default outputs: figures/<name>/ for reference runs, runs/smoke/<name>/ at smoke", () => {
   const root = "/repo";
@@ -11,6 +11,14 @@ test("default outputs: figures/<name>/ for reference runs, runs/smoke/<name>/ at
   assert.equal(defaultOutput("notebooks/01-lora.ipynb", undefined, root), "/repo/figures/01-lora/01-lora.ipynb");
   assert.equal(defaultOutput("/x/notebooks/01-lora.ipynb", "smoke", root), "/repo/runs/smoke/01-lora/01-lora.ipynb");
   assert.equal(figuresDirFor("/tmp/out/x.ipynb"), "/tmp/out");
+});
+
+test("the preset of a run, given as --preset or as --set preset=...; both pick the smoke output", () => {
+  assert.equal(runPreset({ preset: "smoke" }), "smoke");
+  assert.equal(runPreset({ params: { preset: "smoke" } }), "smoke");
+  assert.equal(defaultOutput("notebooks/02-table1.ipynb", runPreset({ params: { preset: "smoke", seeds: [0] } }), "/repo"), "/repo/runs/smoke/02-table1/02-table1.ipynb");
+  assert.equal(runPreset({ params: { seeds: [0] } }), undefined);
+  assert.throws(() => runPreset({ params: { preset: "smok" } }), /unknown preset 'smok' \(smoke, laptop, paper\)/);
 });
 
 test("the kernel's figures directory: the runner's choice, else by preset", () => {

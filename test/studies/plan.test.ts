@@ -84,3 +84,8 @@ test("the paper preset fails fast, naming every missing input, where it comes fr
   assert.ok(Date.now() - t0 < 5000, "in seconds");
   assert.ok(!fs.existsSync(path.join(tmp, "runs")), "nothing was started");
 });
+
+test("an unknown target is an error naming the known ones (a notebook parameter is not type-checked)", () => {
+  assert.throws(() => paperA.targetsStudy("laptop", { targets: ["cifar10-5-9" as paperA.Target] }), /target 'cifar10-5-9': use one of cifar10-5to9, mnist, fashion-mnist, cifar100/);
+  assert.throws(() => paperA.curveStudy("laptop", { target: "mnst" as paperA.Target }), /target 'mnst'/);
+});

@@ -42,6 +42,8 @@ export const defaultTarget = (preset: Preset): Target => (preset === "paper" ? "
 
 /** Train/test sets and class count of a target at a preset. */
 export function targetData(preset: Preset, target: Target): { train: DatasetSpec; test: DatasetSpec; classes: number } {
+  // Notebook parameters reach here unchecked (a cell's `as Target`): name the choices.
+  if (!(target in TARGET_NAMES)) throw new Error(`target '${String(target)}': use one of ${Object.keys(TARGET_NAMES).join(", ")}`);
   const small = preset === "smoke" ? { train: { perClass: 16 }, test: { perClass: 8 } } : { train: {}, test: {} };
   const size = preset === "paper" ? 224 : 32;
   switch (target) {

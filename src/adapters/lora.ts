@@ -82,8 +82,7 @@ export class LoraLayer implements LinearHook {
   protected register(which: string, init: tf.Tensor): tf.Variable {
     const key = this.key(which);
     if (this.model.adapterParams.has(key)) throw new Error(`adapter '${this.adapterName}' already has '${key}'`);
-    const v = this.model.newVariable(key, init);
-    init.dispose();
+    const v = this.model.variableFrom(key, init);
     this.model.adapterParams.set(key, v);
     return v;
   }

@@ -122,9 +122,7 @@ export class TextTransformer extends LinearModule {
     const m = new TextTransformer(config);
     const rng = new Rng(opts.seed ?? 0).fork("clip-text-init");
     for (const [name, shape] of textParameterShapes(config)) {
-      const init = tf.tidy(() => initTensor(name, shape, m.config, rng));
-      m.params.set(name, m.newVariable(name, init));
-      init.dispose(); // the variable keeps the data
+      m.params.set(name, m.variableFrom(name, tf.tidy(() => initTensor(name, shape, m.config, rng))));
     }
     return m;
   }

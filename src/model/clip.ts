@@ -90,13 +90,6 @@ export type CLIPLogits = {
   logitsPerText: tf.Tensor2D;
 };
 
-/** logit_scale as a variable of the text tower, from `init` (freed: the variable holds a copy). */
-function scaleVariable(text: TextTransformer, init: tf.Tensor): tf.Variable {
-  const v = text.newVariable("logit_scale", init);
-  init.dispose();
-  return v;
-}
-
 export class CLIP {
   readonly config: CLIPConfig;
 
@@ -110,7 +103,7 @@ export class CLIP {
     const seed = opts.seed ?? 0;
     const visual = ViT.create(config.vision, { seed });
     const text = TextTransformer.create(config.text, { seed });
-    return new CLIP(config, visual, text, scaleVariable(text, tf.scalar(Math.log(1 / 0.07))));
+    return new CLIP(config, visual, text, text.variableFrom("logit_scale", tf.scalar(Math.log(1 / 0.07))));
   }
 
   /** A model whose parameters are copies of tensors under the CLIP names (every one must be present). */
@@ -121,7 +114,7 @@ export class CLIP {
     if (!scale || scale.size !== 1) throw new Error(`CLIP.fromTensors: 'logit_scale' is ${scale ? `shape [${scale.shape}]` : "missing"}, expected a scalar`);
     const visual = ViT.fromTensors(config.vision, part("visual."));
     const text = TextTransformer.fromTensors(config.text, part("text."));
-    return new CLIP(config, visual, text, scaleVariable(text, tf.tidy(() => scale.reshape([]))));
+    return new CLIP(config, visual, text, text.variableFrom("logit_scale", tf.tidy(() => scale.reshape([]))));
   }
 
   /** Image features [B,embedDim], unnormalised (encode_image). x: NHWC [B,H,W,3], normalised. */

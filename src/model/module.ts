@@ -37,6 +37,16 @@ export abstract class LinearModule {
     return tf.variable(init, trainable, `${this.uid}/${name}`);
   }
 
+  /**
+   * newVariable from a tensor made only for it, which is then freed: tf.variable shares the
+   * initial tensor's data, so a tensor left behind outlives the model's dispose().
+   */
+  variableFrom(name: string, init: tf.Tensor, trainable = true): tf.Variable {
+    const v = this.newVariable(name, init, trainable);
+    init.dispose();
+    return v;
+  }
+
   /** A base parameter by name; a clear error when it does not exist. */
   p(name: string): tf.Variable {
     const v = this.params.get(name);

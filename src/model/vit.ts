@@ -96,10 +96,7 @@ export class ViT extends LinearModule implements ImageModel {
     const m = new ViT(config);
     const rng = new Rng(opts.seed ?? 0).fork("vit-init");
     for (const [name, shape] of parameterShapes(config)) {
-      // tf.variable shares the initial tensor's data; that tensor must go, or it outlives the model.
-      const init = tf.tidy(() => initTensor(name, shape, rng));
-      m.params.set(name, m.newVariable(name, init));
-      init.dispose();
+      m.params.set(name, m.variableFrom(name, tf.tidy(() => initTensor(name, shape, rng))));
     }
     return m;
   }

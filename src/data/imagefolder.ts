@@ -40,6 +40,9 @@ export interface FolderListing {
 
 const isImage = (f: string) => IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase());
 
+/** The sub-folder names of `dir` (an ImageFolder split's classes), in directory order. */
+export const subFolders = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+
 function order(entries: { cls: string; file: string; rel: string }[], classes: string[] | undefined, what: string, folders?: string[]): FolderListing {
   const found = [...new Set(entries.map((e) => e.cls))].sort(byCodePoint);
   // torchvision takes every class folder as a class and refuses one without images; skipping it
@@ -65,7 +68,7 @@ export function firstFilesPerClass(l: FolderListing, n: number): FolderListing {
 export function listFolder(dir: string, classes?: string[]): FolderListing {
   if (!fs.existsSync(dir)) throw new Error(`${dir}: no such folder`);
   const entries: { cls: string; file: string; rel: string }[] = [];
-  const folders = fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  const folders = subFolders(dir);
   for (const cls of folders) {
     const walk = (sub: string) => {
       for (const d of fs.readdirSync(path.join(dir, cls, sub), { withFileTypes: true })) {
@@ -103,7 +106,7 @@ export async function listArchive(file: string, split: string, classes?: string[
  */
 function folderStamp(dir: string): string {
   if (!fs.existsSync(dir)) return "";
-  const classes = fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort(byCodePoint);
+  const classes = subFolders(dir).sort(byCodePoint);
   const stamp = [dir, ...classes.map((c) => path.join(dir, c))].map((d) => `${path.basename(d)}:${Math.floor(fs.statSync(d).mtimeMs)}`).join("/");
   return crypto.createHash("sha256").update(stamp).digest("hex").slice(0, 16);
 }

@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ImageSet } from "./dataset";
 import type { DatasetSpec } from "./spec";
-import { byCodePoint, loadFileList } from "./imagefolder";
+import { byCodePoint, loadFileList, subFolders } from "./imagefolder";
 import { matVar, readMat } from "./mat";
 import { readTar } from "./tar";
 
@@ -99,7 +99,7 @@ export function listClassFolders(root: string, splits: string[]): string[] {
   for (const s of splits) {
     const dir = path.join(root, s);
     if (!fs.existsSync(dir)) continue;
-    for (const d of fs.readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) found.add(d.name);
+    for (const c of subFolders(dir)) found.add(c);
   }
   if (found.size === 0) throw new Error(`${root}: no class folders under ${splits.map((s) => path.join(root, s)).join(" or ")}`);
   return [...found];

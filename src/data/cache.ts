@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { writeJsonAtomic } from "../ground/atomic";
+import { processAlive, writeJsonAtomic } from "../ground/atomic";
 import { createProgress } from "../ground/progress";
 import { ImageSet, StoredImageSet, memoryImageSet } from "./dataset";
 import { imageCacheDir } from "./paths";
@@ -157,12 +157,7 @@ function lockIsStale(file: string): boolean {
   try {
     const { pid, host } = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; host: string };
     if (host !== os.hostname()) return Date.now() - st.mtimeMs > 60_000;
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === "ESRCH";
-    }
+    return !processAlive(pid);
   } catch {
     return Date.now() - st.mtimeMs > 60_000; // being written, or its writer died in between
   }

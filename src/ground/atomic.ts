@@ -59,6 +59,16 @@ export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + "\n");
 }
 
+/** Whether process `pid` of this machine still runs (only "no such process" says it does not). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
 /** Removes temporaries left by writers that died mid-write (they never replaced a target). */
 export function removeStaleTemps(dir: string): number {
   if (!fs.existsSync(dir)) return 0;

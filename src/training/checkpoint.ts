@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { writeJsonAtomic } from "../ground/atomic";
+import { processAlive, writeJsonAtomic } from "../ground/atomic";
 import { F32Tensor, readSafetensors, writeSafetensors, asFloat32 } from "../weights/safetensors";
 
 export interface CheckpointState {
@@ -115,15 +115,6 @@ export function pruneCheckpoints(dir: string, keep: number, protect: ReadonlySet
   }
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"; // someone else's live process
-  }
-};
-
 /**
  * Removes what writers that died left in a checkpoint folder: `.step-N.<pid>.tmp` (a checkpoint
  * being written), its `.old` (one being replaced) and `.del` (one being pruned), for pids that are
@@ -134,7 +125,7 @@ export function removeStaleCheckpointTemps(dir: string): string[] {
   const removed: string[] = [];
   for (const d of fs.readdirSync(dir)) {
     const m = /^\.step-\d+\.(\d+)\.(tmp|tmp\.old|del)$/.exec(d);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
     fs.rmSync(path.join(dir, d), { recursive: true, force: true });
     removed.push(d);
   }

@@ -95,3 +95,20 @@ export async function evaluateAccuracy(model: ImageModel, ds: ImageSet, o: PassO
   }
   return { top1: correct / n, correct, n, loss: lossSum / n };
 }
+
+/** The head's logits of a set's first `n` images (in dataset order), [n, K] row-major. */
+export async function headLogits(model: ImageModel, ds: ImageSet, o: PassOptions, n = 64): Promise<{ logits: Float32Array; shape: [number, number] }> {
+  const loader = evalLoader(ds, { ...o, batchSize: Math.min(n, ds.size), workers: 0 });
+  try {
+    for await (const b of loader.epoch(0)) {
+      const t = tf.tidy(() => model.logits(tf.tensor4d(b.x, b.shape))); // [n,K]
+      const logits = (await t.data()) as Float32Array;
+      const shape = t.shape as [number, number];
+      t.dispose();
+      return { logits, shape };
+    }
+  } finally {
+    await loader.close();
+  }
+  throw new Error(`headLogits: ${ds.name} has no images`);
+}

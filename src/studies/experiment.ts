@@ -16,12 +16,13 @@ import type { LoraAdapter } from "../adapters/lora";
 import { SelectiveLoraAdapter } from "../adapters/selective";
 import { forwardMacs, modelForwardMacs } from "../model/flops";
 import type { ImageSet } from "../data/dataset";
+import type { TransformSpec } from "../data/transforms";
 import { DatasetSpec, loadDataset } from "../data/datasets";
 import { DataLoader } from "../data/pipeline";
 import { loadStateDict, loadWeights, saveStateDict } from "../weights/load";
 import { readSafetensors } from "../weights/safetensors";
 import { BackendChoice, initBackend } from "../runtime/backend";
-import { evaluateAccuracy, extractFeatures, featureBatches } from "../evaluation/features";
+import { evaluateAccuracy, extractFeatures, featureBatches, headLogits } from "../evaluation/features";
 import { knnClassify } from "../evaluation/knn";
 import { assignWeights, listCheckpoints, readCheckpoint } from "../training/checkpoint";
 import { train } from "../training/trainer";
@@ -67,6 +68,9 @@ export interface ExperimentResults {
   /** Retention at the last step (when it is one of retention.steps), and at the best step. */
   retention?: RetentionScores;
   retentionBest?: RetentionScores;
+  /** Images scored: the target test set (top-1) and the retention queries (k-NN); the binomial noise of each accuracy. */
+  testImages?: number;
+  retentionQueries?: number;
   /** Wall seconds of the attempt that finished the run (a resumed run's earlier attempts not counted). */
   trainSeconds: number;
   steps: number;
@@ -90,6 +94,12 @@ export interface AdapterReport {
   macsUnmerged: number;
   macsMerged: number;
   macsBase: number;
+  /**
+   * The inference form against the trained (gated, unmerged) model, on the first test images:
+   * the largest |logit difference|, and the largest |logit| it is relative to.
+   */
+  mergeMaxAbsDiff?: number;
+  mergeMaxAbsLogit?: number;
 }
 
 export interface ExperimentOutcome {
@@ -238,7 +248,8 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
     top1: final.top1, testLoss: final.loss, top1Best: best.step > 0 ? best.top1 : final.top1, bestStep: best.step > 0 ? best.step : steps,
     knn, retention: final.retention, retentionBest, trainSeconds: (Date.now() - t0) / 1000, steps: result.steps,
     finalTrainLoss: result.finalLoss, trainable: tm.trainable.reduce((a, v) => a + v.size, 0), describe: tm.describe, weights,
-    adapter: adapter ? { ...adapter, ...inferenceCost(tm as StrategyResult) } : undefined,
+    testImages: testSet.size, retentionQueries: retSets?.queries.size,
+    adapter: adapter ? { ...adapter, ...(await inferenceForm(tm as StrategyResult, testSet, evalOpts.transform)) } : undefined,
   };
   run.appendMetrics({ kind: "final", step: result.steps, top1: final.top1, ...knn });
   run.writeResults(results as unknown as Record<string, unknown>);
@@ -263,13 +274,22 @@ async function adapterGates(tm: StrategyResult): Promise<Omit<AdapterReport, "ma
 }
 
 /**
- * The inference form's cost, counted on the real model: merging folds selective LoRA's open gates
- * into W and drops the closed ones (its toInference), plain LoRA's every update (the model is not
- * used for anything after this).
+ * The inference form, built and checked on the real model: merging folds selective LoRA's open
+ * gates into W and drops the closed ones (its toInference), plain LoRA's every update. Its cost is
+ * counted, and its logits are compared with the trained model's on the first test images, so a
+ * merge that changed what the model computes shows in the results (the model is not used for
+ * anything after this).
  */
-function inferenceCost(tm: StrategyResult): Pick<AdapterReport, "macsMerged" | "macsBase"> {
+async function inferenceForm(tm: StrategyResult, testSet: ImageSet, transform: TransformSpec): Promise<Pick<AdapterReport, "macsMerged" | "macsBase" | "mergeMaxAbsDiff" | "mergeMaxAbsLogit">> {
+  const gated = await headLogits(tm.model, testSet, { transform });
   (tm.adapter as NonNullable<StrategyResult["adapter"]>).mergeAndUnload();
-  return { macsMerged: modelForwardMacs(tm.model).macs, macsBase: forwardMacs(tm.model.config).macs };
+  const merged = await headLogits(tm.model, testSet, { transform });
+  let diff = 0, top = 0;
+  gated.logits.forEach((g, i) => {
+    diff = Math.max(diff, Math.abs(g - merged.logits[i]));
+    top = Math.max(top, Math.abs(g));
+  });
+  return { macsMerged: modelForwardMacs(tm.model).macs, macsBase: forwardMacs(tm.model.config).macs, mergeMaxAbsDiff: diff, mergeMaxAbsLogit: top };
 }
 
 function pickRetention(m: Record<string, number>): RetentionScores | undefined {

@@ -5,7 +5,7 @@ import { datasetLabel } from "../data/datasets";
 import type { BackendChoice } from "../runtime/backend";
 import type { ProgressMode } from "../ground/progress";
 import { ExperimentConfig, validateConfig } from "./config";
-import { ExperimentOutcome, RunProgress, runExperiment } from "./experiment";
+import { AdapterReport, ExperimentOutcome, RunProgress, runExperiment } from "./experiment";
 import { RunCost, tryRunCost } from "./plan";
 import { ClipExperimentConfig, StudyConfig, isClip, validateClipConfig } from "./clip/config";
 import { ClipOutcome, runClipExperiment } from "./clip/experiment";
@@ -62,6 +62,7 @@ function vitResults(r: ExperimentOutcome["results"]): Record<string, Cell> {
   for (const [k, v] of Object.entries(r.retention ?? {})) out[k] = num(v);
   for (const [k, v] of Object.entries(r.retentionBest ?? {})) out[`${k}_best`] = num(v);
   for (const [k, v] of Object.entries(r.knn ?? {})) out[`target_${k}`] = num(v);
+  Object.assign(out, { test_images: num(r.testImages), retention_queries: num(r.retentionQueries) });
   adapterFields(out, r.adapter);
   return out;
 }
@@ -76,9 +77,10 @@ function clipResults(r: ClipOutcome["results"]): Record<string, Cell> {
   return out;
 }
 
-function adapterFields(out: Record<string, Cell>, a: { sites: number; macsMerged: number; macsUnmerged: number; macsBase: number; activeShare?: number; activeSites?: string[] } | undefined): void {
+function adapterFields(out: Record<string, Cell>, a: AdapterReport | undefined): void {
   if (!a) return;
   Object.assign(out, { sites: a.sites, macs: a.macsMerged, macs_unmerged: a.macsUnmerged, macs_base: a.macsBase });
+  if (a.mergeMaxAbsDiff !== undefined) Object.assign(out, { merge_max_abs_diff: a.mergeMaxAbsDiff, merge_max_abs_logit: num(a.mergeMaxAbsLogit) });
   if (a.activeShare !== undefined) Object.assign(out, { active_share: a.activeShare, active_sites: (a.activeSites ?? []).join(" ") });
 }
 

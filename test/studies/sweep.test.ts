@@ -45,6 +45,13 @@ test("a sweep: rows per variant, retention at its steps, best checkpoint, failur
     assert.equal(typeof r.retention_knn1_best, "number");
     assert.equal(r.retention_knn5, evals.find((m) => m.step === 6)!.retention_knn5, "last retention = the step-6 measurement");
   }
+  // Every run records the images its accuracies were scored on (the claims' binomial noise), and
+  // an adapter run compares its merged inference form with the trained model.
+  for (const r of rows.slice(0, 3)) assert.ok(Number(r.test_images) > 0 && Number(r.retention_queries) > 0, `${r.method}: image counts`);
+  const lora = rows[2];
+  assert.ok(Number(lora.merge_max_abs_logit) > 0, "the logits compared are not all zero");
+  assert.ok(Number(lora.merge_max_abs_diff) / Number(lora.merge_max_abs_logit) <= 1e-4, `merged = trained: ${lora.merge_max_abs_diff} of ${lora.merge_max_abs_logit}`);
+  assert.equal(rows[0].merge_max_abs_diff ?? null, null, "full fine-tuning has no inference form to check");
   // The linear probe's backbone is frozen: its retention never moves.
   const curve = curveRows(rows, { root });
   const linear = curve.filter((c) => c.method === "linear").map((c) => c.retention_knn5);

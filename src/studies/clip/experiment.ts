@@ -24,7 +24,7 @@ import type { ProgressMode } from "../../ground/progress";
 import { forwardMacs, modelForwardMacs } from "../../model/flops";
 import { Run } from "../../runs/store";
 import { BestTracker } from "../best";
-import { cachedDataset, gateFields, openRun, RunProgress } from "../experiment";
+import { AdapterReport, cachedDataset, gateFields, openRun, RunProgress } from "../experiment";
 import { resolveInput } from "../inputs";
 import { ClassNames, ClipExperimentConfig, EvalSet, Templates, validateClipConfig } from "./config";
 
@@ -51,7 +51,7 @@ export interface ClipResults {
   describe: string;
   weights: string;
   /** Selective LoRA: the image tower's gates; every LoRA kind: its inference cost. */
-  adapter?: { scores?: Record<string, number>; activeShare?: number; activeSites?: string[]; sites: number; macsUnmerged: number; macsMerged: number; macsBase: number };
+  adapter?: AdapterReport;
 }
 
 export interface ClipOutcome {

@@ -3,6 +3,7 @@
 import type { ColumnTable } from "arquero";
 import { toTable } from "../plotting/table";
 import type { StudyConfig } from "./clip/config";
+import type { Verdict } from "./stats";
 
 /** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
 export type Tags = Record<string, string | number>;
@@ -37,16 +38,34 @@ export function val(r: SweepRow, key: string): number {
   return typeof v === "number" ? v : NaN;
 }
 
-/** One claim of a paper: its wording, the paper's number, ours at this preset, and whether it holds here. */
+/**
+ * One claim of a paper: its wording, the paper's number, ours at this preset, and whether it holds
+ * here ("within noise": the difference it rests on is inside two standard errors).
+ */
 export interface Claim {
   claim: string;
   paper: string;
   ours: string;
-  holds: "yes" | "no" | "not measured";
+  holds: "yes" | "no" | "within noise" | "not measured";
 }
 
-export function claim(text: string, paper: string, ours: string, holds: boolean | undefined): Claim {
-  return { claim: text, paper, ours, holds: holds === undefined ? "not measured" : holds ? "yes" : "no" };
+export function claim(text: string, paper: string, ours: string, holds: Verdict | undefined): Claim {
+  return { claim: text, paper, ours, holds: holds === undefined ? "not measured" : holds === "within noise" ? holds : holds ? "yes" : "no" };
+}
+
+/**
+ * One check of the implementation that a run measures (e.g. merged weights compute what the
+ * gated model does): not a claim of the paper, so not counted with the claims. A check that fails
+ * is a defect to fix, not a finding.
+ */
+export interface Check {
+  check: string;
+  measured: string;
+  passes: "yes" | "no" | "not measured";
+}
+
+export function check(text: string, measured: string, passes: boolean | undefined): Check {
+  return { check: text, measured, passes: passes === undefined ? "not measured" : passes ? "yes" : "no" };
 }
 
 /** A claim checked twice: on the best-on-test checkpoint (the official selection) and the last. */

@@ -31,3 +31,38 @@ export function groupRows<R extends Record<string, unknown>>(rows: readonly R[],
   }
   return [...groups.values()];
 }
+
+/** An accuracy in percent: its mean over seeds, the seeds' sample spread, how many seeds, and the images each was scored on. */
+export interface Accuracy {
+  mean: number;
+  std: number;
+  seeds: number;
+  n: number;
+}
+
+/**
+ * The standard error (points) of a mean accuracy: the test set's binomial noise, sqrt(p(1-p)/n),
+ * which more seeds do not average out (every seed is scored on the same images), and the seeds'
+ * spread over sqrt(seeds). NaN when n is unknown.
+ */
+export function accuracySe(a: Accuracy): number {
+  const p = a.mean / 100;
+  const binomial = 100 * Math.sqrt((p * (1 - p)) / a.n);
+  return Math.sqrt(binomial ** 2 + (a.seeds > 1 ? a.std ** 2 / a.seeds : 0));
+}
+
+/** A comparison's outcome: true, false, or neither at two standard errors. */
+export type Verdict = boolean | "within noise";
+
+/**
+ * Whether `a` exceeds `b` by more than `margin` points, at two standard errors of the difference:
+ * true above margin + 2 SE, false below margin - 2 SE, "within noise" between. The errors are
+ * taken as independent, which overstates the noise of two models scored on the same images (a
+ * paired test would need per-image predictions): a verdict either way is a safe one.
+ */
+export function exceeds(a: Accuracy, b: Accuracy, margin = 0): Verdict {
+  const se = Math.sqrt(accuracySe(a) ** 2 + accuracySe(b) ** 2);
+  if (!Number.isFinite(se)) throw new Error(`exceeds: the standard error is not finite (n = ${a.n} and ${b.n} images)`);
+  const d = a.mean - b.mean - margin;
+  return d > 2 * se ? true : d < -2 * se ? false : "within noise";
+}

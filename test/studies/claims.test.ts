@@ -8,7 +8,8 @@ import { claimsBoth } from "../../src/studies/rows";
 import { sourceRetention, table1, table1Claims } from "../../src/studies/paper-a/table1";
 import { curveClaims } from "../../src/studies/paper-a/curve";
 import { targetsClaims, targetsTable } from "../../src/studies/paper-a/targets";
-import { lambdaTable, nearestShare } from "../../src/studies/paper-b/lambda";
+import { MERGE_TOLERANCE, lambdaChecks, lambdaClaims, lambdaTable, nearestShare } from "../../src/studies/paper-b/lambda";
+import { accuracySe, exceeds } from "../../src/studies/stats";
 import { lambdasFor } from "../../src/studies/paper-b/recipe";
 import type { CurveRow } from "../../src/studies/forgetting";
 
@@ -127,4 +128,59 @@ test("the smoke preset thins the lambda grid to its ends and middle; the others 
   assert.deepEqual(lambdasFor("laptop", grid), grid);
   assert.deepEqual(lambdasFor("smoke", [0.1, 0.3]), [0.1, 0.3]);
   assert.throws(() => lambdasFor("laptop", []), /lambdas: give at least one/);
+});
+
+test("noise: the standard error of an accuracy, and a difference judged at two of them", () => {
+  // 60% of 5,000 images: sqrt(0.6 * 0.4 / 5000) = 0.693 points; seeds add their spread over sqrt(seeds).
+  assert.ok(Math.abs(accuracySe({ mean: 60, std: 0, seeds: 1, n: 5000 }) - 0.6928) < 1e-4);
+  assert.ok(Math.abs(accuracySe({ mean: 60, std: 2, seeds: 4, n: 5000 }) - Math.sqrt(0.6928 ** 2 + 1)) < 1e-3);
+  const at = (mean: number, n = 5000) => ({ mean, std: 0, seeds: 1, n });
+  // Two SE of the difference of two 60% accuracies on 5,000 images each: 2 * 0.98 = 1.96 points.
+  assert.equal(exceeds(at(62), at(60)), true);
+  assert.equal(exceeds(at(61.9), at(60)), "within noise");
+  assert.equal(exceeds(at(58), at(60)), false);
+  assert.equal(exceeds(at(59.5), at(60), -1), "within noise", "within 1 point, but not by two SE");
+  assert.equal(exceeds(at(60.5, 1e6), at(60, 1e6), -1), true, "a large test set resolves it");
+  assert.throws(() => exceeds(at(60, NaN), at(59)), /standard error is not finite/);
+});
+
+/** A lambda sweep's rows: references and selective runs, fractions, on `n` test images. */
+function sweepRows(o: { selTarget: number; selRetention: number; n?: number; mergeDiff?: number; macsMerged?: number }): SweepRow[] {
+  const n = o.n ?? 5000;
+  const counts = { test_images: n, retention_queries: n };
+  const adapter = (extra: SweepRow = {}) => ({ macs: o.macsMerged ?? 10, macs_base: 10, macs_unmerged: 12, merge_max_abs_diff: o.mergeDiff ?? 1e-6, merge_max_abs_logit: 5, ...extra });
+  return [
+    { ...run("All", 0, 0.64, 0.6), ...counts, family: "reference", lambda: null },
+    { ...run("Linear", 0, 0.56, 0.66), ...counts, family: "reference", lambda: null },
+    { ...run("LoRA r=8", 0, 0.575, 0.65), ...counts, ...adapter(), family: "reference", lambda: null },
+    { ...run("Selective LoRA r=8", 0, o.selTarget, o.selRetention), ...counts, ...adapter(), family: "selective", lambda: 0.2, active_share: 0.0417 },
+  ];
+}
+
+test("the lambda sweep's claims: yes, no and within noise, each from the rows' differences", () => {
+  const verdicts = (rs: SweepRow[]) => lambdaClaims(lambdaTable(rs)).map((c) => c.holds);
+  // Near LoRA and Linear on the target, above both in retention by about one point: on 5,000 images
+  // that is noise; on a million it is not.
+  assert.deepEqual(verdicts(sweepRows({ selTarget: 0.5628, selRetention: 0.6598 })), ["within noise", "within noise", "yes", "within noise"]);
+  assert.deepEqual(verdicts(sweepRows({ selTarget: 0.5628, selRetention: 0.6598, n: 1e6 })), ["no", "yes", "yes", "yes"]);
+  assert.deepEqual(verdicts(sweepRows({ selTarget: 0.5, selRetention: 0.55 })), ["no", "no", "no", "no"]);
+  const c = lambdaClaims(lambdaTable(sweepRows({ selTarget: 0.5628, selRetention: 0.6598 })));
+  assert.match(c[0].ours, /^56\.28 vs LoRA 57\.50: -1\.22 ± 1\.98 \(2 SE\); lambda 0\.2, 4\.17% active/);
+  // Runs stored before the image counts were recorded: the noise cannot be judged.
+  const old = sweepRows({ selTarget: 0.5628, selRetention: 0.6598 }).map(({ test_images, retention_queries, ...r }) => r);
+  assert.deepEqual(verdicts(old), ["not measured", "not measured", "not measured", "not measured"]);
+  assert.match(lambdaClaims(lambdaTable(old))[1].ours, /image counts not recorded/);
+});
+
+test("the lambda sweep's checks fail when the inference form costs or computes something else", () => {
+  const byRank = [{ rank: 4, lora_unmerged: 11, lora_merged: 10, selective_inference: 10, base: 10 }, { rank: 8, lora_unmerged: 12, lora_merged: 10, selective_inference: 10, base: 10 }];
+  const passes = (rs: SweepRow[], br = byRank) => lambdaChecks(rs, br).map((c) => c.passes);
+  const ok = sweepRows({ selTarget: 0.56, selRetention: 0.66 });
+  assert.deepEqual(passes(ok), ["yes", "yes", "yes"]);
+  assert.match(lambdaChecks(ok, byRank)[0].measured, /^2 of 2 trained models/, "LoRA and the selective run, not All or Linear");
+  assert.deepEqual(passes(sweepRows({ selTarget: 0.56, selRetention: 0.66, macsMerged: 11 })), ["no", "yes", "yes"]);
+  assert.deepEqual(passes(sweepRows({ selTarget: 0.56, selRetention: 0.66, mergeDiff: 5 * MERGE_TOLERANCE * 2 })), ["yes", "no", "yes"]);
+  assert.deepEqual(passes(ok, [byRank[1], byRank[0]]), ["yes", "yes", "no"], "unmerged cost falling with the rank");
+  const unrecorded = ok.map(({ merge_max_abs_diff, ...r }) => r);
+  assert.equal(passes(unrecorded)[1], "not measured");
 });

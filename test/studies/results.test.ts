@@ -40,7 +40,8 @@ test("each notebook's part counts its runs, seeds, training time and the claims 
     claims: "claim,paper,ours_best,holds_best,ours_last,holds_last\nc,p,1,yes,2,no\n",
   });
   fs.writeFileSync(path.join(figures, "02-table", "table1.csv"), "method,trainable,seeds,retention,retention_std,paper_retention\nAll,213893,3,60.9333,1.2,25.24\nLinear,325,3,65.94,0,76.11\n");
-  executed(figures, "04-sweep", { params: { preset: "laptop", seeds: [0] }, runs: "method,seed,train_seconds,error\nS,0,60,\n", claims: "claim,paper,ours,holds\nc,p,o,yes\n", readme: "lambda" });
+  executed(figures, "04-sweep", { params: { preset: "laptop", seeds: [0] }, runs: "method,seed,train_seconds,error\nS,0,60,\n", claims: "claim,paper,ours,holds\nc,p,o,yes\nd,p,o,within noise\ne,p,o,within noise\n", readme: "lambda" });
+  fs.writeFileSync(path.join(figures, "04-sweep", "checks.csv"), "check,measured,passes\nmerged = base,10 of 10,yes\nlogits,1e-7,no\n");
   fs.writeFileSync(path.join(figures, "04-sweep", "lambda.csv"), "method,lambda,seeds,active_share,active_share_std\nAll,,1,NaN,0\nS,0.2,1,16.6667,0\n");
   fs.writeFileSync(path.join(figures, "04-sweep", "other.csv"), "method,x\nS,1\n");
   executed(figures, "05-clip", { params: { preset: "laptop" }, skip: "no CLIP weights: set STUDY_CLIP_WEIGHTS" });
@@ -55,6 +56,8 @@ test("each notebook's part counts its runs, seeds, training time and the claims 
   assert.match(md, /`table1\.csv` \(mean ± sample std over seeds\):\n\n\|method\|trainable\|retention\|paper_retention\|\n\|:-\|:-\|:-\|:-\|\n\|All\|213893\|60\.93 ± 1\.20\|25\.24\|\n\|Linear\|325\|65\.94 ± 0\.00\|76\.11\|/, "ours beside the paper's, mean ± std");
   assert.match(md, /\|claim\|paper\|ours \(best on test\)\|holds\|ours \(last step\)\|holds\|/);
   assert.match(md, /`lambda\.csv`:\n\n\|method\|lambda\|active_share\|\n\|:-\|:-\|:-\|\n\|All\|\|\|\n\|S\|0\.20\|16\.67\|/, "a table the notebook marked for the README; NaN left blank");
+  assert.match(md, /seeds \[0\] · 1 runs · 1 min of training · 1 of 3 claims hold here \(2 within noise\) · 1 of 2 checks of the implementation pass/);
+  assert.doesNotMatch(md, /checks\.csv|merged = base/, "checks are counted, not shown as a table");
   assert.doesNotMatch(md, /other\.csv/, "an unmarked table without paper columns stays in the notebook");
   assert.match(md, /05-clip[\s\S]*skipped here: no CLIP weights: set STUDY_CLIP_WEIGHTS \(see the notebook\)\./);
   assert.doesNotMatch(md, /00-environment/, "the environment notebook has no results");

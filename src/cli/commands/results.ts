@@ -71,12 +71,20 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
   if (fs.existsSync(claimsFile)) {
     const claims = readCsv(claimsFile);
     const twoReadings = claims.length > 0 && "holds_best" in claims[0];
-    const holds = (k: string) => claims.filter((c) => c[k] === "yes").length;
+    const count = (k: string, v: string) => claims.filter((c) => c[k] === v).length;
+    const holds = (k: string) => count(k, "yes");
+    // Claims whose difference is inside two standard errors hold neither way: said beside the count.
+    const noise = (k: string) => (count(k, "within noise") ? ` (${count(k, "within noise")} within noise)` : "");
     facts.push(
       twoReadings
-        ? `${holds("holds_best")} of ${claims.length} claims hold here at the best-on-test step, ${holds("holds_last")} at the last step`
-        : `${holds("holds")} of ${claims.length} claims hold here`,
+        ? `${holds("holds_best")} of ${claims.length} claims hold here at the best-on-test step${noise("holds_best")}, ${holds("holds_last")} at the last step${noise("holds_last")}`
+        : `${holds("holds")} of ${claims.length} claims hold here${noise("holds")}`,
     );
+    const checksFile = path.join(dir, "checks.csv");
+    if (fs.existsSync(checksFile)) {
+      const checks = readCsv(checksFile);
+      facts.push(`${checks.filter((c) => c.passes === "yes").length} of ${checks.length} checks of the implementation pass`);
+    }
     lines.push(facts.join(" · "), "");
     for (const t of summaryTables(dir, marked)) lines.push(t, "");
     for (const png of fs.readdirSync(dir).filter((f) => f.endsWith(".png")).sort()) lines.push(`![${png.replace(/\.png$/, "")}](${rel(path.join(dir, png))})`, "");
@@ -113,7 +121,7 @@ function notebookSection(dir: string, name: string, relTo: string): string | und
 function summaryTables(dir: string, marked: ReadonlySet<string>): string[] {
   return fs
     .readdirSync(dir)
-    .filter((f) => f.endsWith(".csv") && f !== "claims.csv")
+    .filter((f) => f.endsWith(".csv") && f !== "claims.csv" && f !== "checks.csv")
     .sort()
     .flatMap((f) => {
       const rows = readCsv(path.join(dir, f));

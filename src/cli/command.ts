@@ -48,3 +48,44 @@ export function numOpt(args: ParsedArgs, key: string, fallback?: number): number
   if (!Number.isFinite(n)) throw new Error(`--${key} expects a number, got '${v}'`);
   return n;
 }
+
+/** A command line the command cannot take (exit status 2, as for an unknown command). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** The options a usage text names (`--key`), which are all a command takes. */
+export function usageOptions(usage: string): Set<string> {
+  return new Set([...usage.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]));
+}
+
+/**
+ * Throws on an option the command's usage does not name (a typo such as `--rnk 4` would
+ * otherwise fall back to the default silently), suggesting the nearest one it does.
+ * Everything after a bare `--` is left alone.
+ */
+export function checkOptions(name: string, usage: string, argv: readonly string[]): void {
+  const known = usageOptions(usage);
+  const end = argv.indexOf("--");
+  for (const a of end < 0 ? argv : argv.slice(0, end)) {
+    if (!a.startsWith("--")) continue;
+    const key = a.slice(2).split("=")[0];
+    if (known.has(key) || key === "help") continue;
+    const near = [...known].map((k) => ({ k, d: editDistance(key, k) })).sort((x, y) => x.d - y.d)[0];
+    const hint = near && near.d <= 2 ? ` (did you mean --${near.k}?)` : "";
+    throw new UsageError(`${name}: unknown option --${key}${hint}; its options: ${[...known].map((k) => `--${k}`).join(", ") || "none"}`);
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}

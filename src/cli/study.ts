@@ -1,6 +1,6 @@
 // `study <command> [...]`: the command-line face of the library. Each command lives in
 // src/cli/commands/<name>.ts and exports `command: Command`; this file only dispatches.
-import type { Command } from "./command";
+import { Command, UsageError, checkOptions } from "./command";
 
 const COMMANDS: Record<string, () => Command> = {
   run: () => require("./commands/run").command,
@@ -45,6 +45,13 @@ async function main(argv: string[]): Promise<number> {
   if (rest.includes("--help") || rest.includes("-h")) {
     console.log(command.usage);
     return 0;
+  }
+  try {
+    checkOptions(name, command.usage, rest);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`study: ${e.message}\n\n\`study ${name} --help\` for its usage.`);
+    return 2;
   }
   return command.run(rest);
 }

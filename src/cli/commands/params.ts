@@ -26,7 +26,7 @@ strategies: ${STRATEGY_KINDS.join(", ")} (aliases: all, top, block, selective)
   --k K           top-k: last K blocks + head (default 3); --final-norm also trains the final norm
   --rank R        lora / selective-lora rank (default 8); --alpha A (default R)
   --targets T     lora targets, comma-separated (default query,value)
-  --blocks P      block-expansion: P inserted blocks (official split: 4->3, 3->4, 2->6, 1->11)
+  --blocks P      block-expansion: P inserted blocks (default 4; official split: 4->3, 3->4, 2->6, 1->11)
   --split M       block-expansion: a copy after every M blocks (instead of --blocks)
   --flops         also print MACs of one forward pass (224 px: one image)
 
@@ -61,7 +61,7 @@ export function specFromArgs(argv: string[]): { config: ViTConfig; spec: Strateg
       break;
     case "block-expansion": {
       const split = numOpt(args, "split");
-      spec = { kind, p: split === undefined ? (numOpt(args, "blocks", numOpt(args, "p", 4)) as number) : undefined, split };
+      spec = { kind, p: split === undefined ? (numOpt(args, "blocks", 4) as number) : undefined, split };
       break;
     }
   }

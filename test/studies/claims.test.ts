@@ -11,6 +11,7 @@ import { targetsClaims, targetsTable } from "../../src/studies/paper-a/targets";
 import { MERGE_TOLERANCE, lambdaChecks, lambdaClaims, lambdaTable, nearestShare } from "../../src/studies/paper-b/lambda";
 import { accuracySe, exceeds } from "../../src/studies/stats";
 import { lambdasFor } from "../../src/studies/paper-b/recipe";
+import { clipClaims, clipTable } from "../../src/studies/paper-b/clip";
 import type { CurveRow } from "../../src/studies/forgetting";
 
 /** One finished run of a method (fractions, as sweeps give them). */
@@ -183,4 +184,18 @@ test("the lambda sweep's checks fail when the inference form costs or computes s
   assert.deepEqual(passes(ok, [byRank[1], byRank[0]]), ["yes", "yes", "no"], "unmerged cost falling with the rank");
   const unrecorded = ok.map(({ merge_max_abs_diff, ...r }) => r);
   assert.equal(passes(unrecorded)[1], "not measured");
+});
+
+test("CLIP: forgetting is the relative loss of mean zero-shot accuracy; LoRA's is judged against FLYP's", () => {
+  const r = (method: string, zs: number, extra: SweepRow = {}): SweepRow => ({ method, seed: 0, status: "trained", id: method, target_top1_best: 0.8, target_top1_last: 0.79, "zeroshot:a": zs, "zeroshot:b": zs, ...extra });
+  const rows = (lora: number) => [r("Zero-shot", 0.6), r("FLYP (full)", 0.5), r("LoRA r=8", lora), r("Selective LoRA r=8 lambda=0.1", 0.57, { active_share: 0.05 })];
+  const verdict = (lora: number) => clipClaims(clipTable(rows(lora)))[1];
+  // FLYP loses (0.6 - 0.5) / 0.6 = 16.67%; LoRA at 0.49 loses 18.33% (x 1.10): about as much.
+  assert.equal(clipTable(rows(0.49)).find((x) => x.method.startsWith("FLYP"))!.forgetting, 16.67);
+  assert.equal(verdict(0.49).holds, "yes");
+  assert.match(verdict(0.49).ours, /^18\.33% lost vs FLYP 16\.67%: x 1\.10$/);
+  assert.equal(verdict(0.58).holds, "no", "3.33% lost is a fifth of FLYP's, not about as much");
+  assert.equal(verdict(0.4).holds, "no", "33% lost is twice FLYP's");
+  const c = clipClaims(clipTable(rows(0.49)));
+  assert.deepEqual(c.map((x) => x.holds), ["yes", "yes", "yes", "yes", "yes"]);
 });

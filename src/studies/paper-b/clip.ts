@@ -25,6 +25,7 @@ import { groupRows, mean, round, std } from "../stats";
 import { expand } from "../sweep";
 import type { SweepRow, Variant } from "../sweep";
 import { ALL_LINEARS } from "./recipe";
+import { runClipParity } from "../../weights/clip-parity";
 
 /** The parity fixture's tiny CLIP (../shared/fixtures/clip-parity/README.md). */
 const FIXTURE = "../shared/fixtures/clip-parity";
@@ -32,6 +33,17 @@ const TINY = {
   embed_dim: 32, image_resolution: 32, vision_layers: 2, vision_width: 128, vision_patch_size: 8,
   context_length: 77, vocab_size: 49408, transformer_width: 32, transformer_heads: 2, transformer_layers: 2,
 };
+
+/**
+ * The CLIP path against the reference outputs of the parity fixture's tiny CLIP (weights in
+ * OpenAI's naming, features, logits and tokenizer cases), as one line: PASS or FAIL and the
+ * largest absolute errors.
+ */
+export async function fixtureParity(): Promise<string> {
+  const p = await runClipParity(`${FIXTURE}/tiny.openai.safetensors`, `${FIXTURE}/tiny.json`);
+  const e = (x: number) => x.toExponential(1);
+  return `${p.ok ? "PASS" : "FAIL"} image_features=${e(p.imageFeatures.maxAbsErr)} text_features=${e(p.textFeatures.maxAbsErr)} logits_per_image=${e(p.logitsPerImage.maxAbsErr)} tokenizer=${p.tokenizer.passed}/${p.tokenizer.total}`;
+}
 
 /** Prompt names of the retention sets (CLIP's own zero-shot evaluation names MNIST's classes by digit). */
 const DIGITS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];

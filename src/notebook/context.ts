@@ -3,7 +3,7 @@
 // inline PNG / markdown when executed headless by `study run`, interactive plotly / HTML live.
 import * as path from "node:path";
 import { initBackend, BackendReport } from "../runtime/backend";
-import { RunEnvironment, runEnvironment } from "../runtime/record";
+import { RunEnvironment, provenanceLine, runEnvironment } from "../runtime/record";
 import { REPO_ROOT } from "../ground/root";
 import { writeFileAtomic } from "../ground/atomic";
 import { plotPage } from "../plotting/browser";
@@ -205,5 +205,7 @@ export async function notebook(name: string, preset: string = "laptop", opts: No
   // run before the first figure. A failure here is retried, and reported, by that figure.
   if (opts.prewarm ?? true) plotPage().catch(() => undefined);
   const backend = opts.backend === false ? undefined : await keepingKernelHandlers(() => initBackend());
-  return new NotebookContext(name, preset, kernelFiguresDir(name, preset), headless, backend, opts.display, runEnvironment());
+  const nb = new NotebookContext(name, preset, kernelFiguresDir(name, preset), headless, backend, opts.display, runEnvironment());
+  console.log(provenanceLine(nb.environment));
+  return nb;
 }

@@ -89,3 +89,15 @@ export function machineInfo(): MachineInfo {
 export function runEnvironment(): RunEnvironment {
   return { versions: versions(), git: gitState(), machine: machineInfo(), backend: backendReport() ?? null };
 }
+
+/**
+ * The environment as one line, for the top of an executed notebook: the commit (and whether the
+ * source had uncommitted changes), the backend and the versions, so that a reader knows what
+ * produced the numbers below it. Nothing machine-specific: the same inputs print the same line.
+ */
+export function provenanceLine(env: RunEnvironment): string {
+  const { git, backend, versions: v } = env;
+  const commit = git.commit ? `commit ${git.commit}${git.dirty ? " with uncommitted changes" : ""}` : "not in a git checkout";
+  const tools = [`node ${v.node}`, `tfjs ${v.tfjs}`, ...(v.tslab ? [`tslab ${v.tslab}`] : []), `project ${v.project}`];
+  return `${commit} · backend ${backend ? backend.choice : "none"} · ${tools.join(", ")}`;
+}

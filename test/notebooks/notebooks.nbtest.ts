@@ -94,7 +94,9 @@ test("an exception no cell catches (tslab's file watcher throws one when files c
   const r = await runNotebook({ notebook: file, out });
   assert.ok(r.ok, r.failure?.error);
   const nb = readNotebook(out);
-  assert.equal(streams(nb, 1).trim(), "wasm", "the wasm backend (whose emscripten module rethrows) is loaded");
+  const lines = streams(nb, 1).trim().split("\n");
+  assert.match(lines[0], /^commit [0-9a-f]{40}( with uncommitted changes)? · backend wasm · node /, "notebook() prints where the numbers come from");
+  assert.equal(lines.at(-1), "wasm", "the wasm backend (whose emscripten module rethrows) is loaded");
   assert.equal(streams(nb, 3), "still alive\n");
 });
 

@@ -28,6 +28,8 @@ export type PaperTarget = "cifar100" | "cifar10" | "dtd" | "food101" | "flowers1
 export type Target = LaptopTarget | PaperTarget;
 export const LAPTOP_TARGETS: readonly LaptopTarget[] = ["cifar10-5to9", "mnist", "fashion-mnist"];
 export const PAPER_TARGETS: readonly PaperTarget[] = ["cifar100", "cifar10", "dtd", "food101", "flowers102"];
+/** The methods of the scatter over targets (its Block and LoRA points are single configurations: CHOICE p=3, r=8). */
+export const SCATTER_METHODS: readonly string[] = ["Block p=3", "LoRA r=8", "All", "Linear"];
 
 /** Display names; the paper's targets as its figure names them. */
 export const TARGET_NAMES: Record<Target, string> = {
@@ -283,7 +285,7 @@ export function table1Study(preset: Preset, o: StudyOptions = {}): Study {
 /** The scatter over targets: each target's runs of the scatter's methods, and its source model. */
 export function targetsStudy(preset: Preset, o: StudyOptions & { targets?: readonly Target[] } = {}): Study {
   const targets = o.targets ?? (preset === "paper" ? PAPER_TARGETS : LAPTOP_TARGETS);
-  const methods = o.methods ?? ["Block p=3", "LoRA r=8", "All", "Linear"];
+  const methods = o.methods ?? SCATTER_METHODS;
   const seeds = seedsFor(preset, o.seeds ?? [0]);
   return {
     base: recipe(preset, { target: targets[0] }),

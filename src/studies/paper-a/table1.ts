@@ -4,7 +4,6 @@
 import type { Figure, Trace } from "../../plotting/figure";
 import { Claim, ClaimBoth, Rows, claim, claimsBoth, finished, val } from "../rows";
 import { groupRows, mean, round, std } from "../stats";
-import type { SweepRow } from "../sweep";
 import { SOURCE_RETENTION, TABLE1 } from "./published";
 import { METHODS } from "./recipe";
 
@@ -86,7 +85,7 @@ export function table1Figure(summary: readonly Table1Row[], opts: { source?: num
     data: [...panel(paper, ""), ...panel(ours, "2")],
     layout: {
       title: "Table 1: target accuracy against retention",
-      xaxis: { domain: [0, 0.46], title: `ImageNet-1k 20-NN (%)${""}` },
+      xaxis: { domain: [0, 0.46], title: "ImageNet-1k 20-NN (%)" },
       yaxis: { title: "CIFAR-100 top-1 (%)" },
       xaxis2: { domain: [0.54, 1], title: "source-domain 20-NN (%)" },
       yaxis2: { anchor: "x2", title: "target top-1 (%)" },
@@ -192,11 +191,6 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
     has("LoRA r=4", "LoRA r=8", "LoRA r=16") ? r[0]!.retention > r[1]!.retention && r[1]!.retention > r[2]!.retention : undefined,
   ));
   return out;
-}
-
-/** The rows as written to table1.csv (every column of the summary). */
-export function table1Csv(summary: readonly Table1Row[]): SweepRow[] {
-  return summary.map((r) => ({ ...r }));
 }
 
 /** The claims read on the best-on-test checkpoint and on the last one, side by side. */

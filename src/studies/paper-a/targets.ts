@@ -5,8 +5,6 @@ import { Claim, ClaimBoth, Rows, claim, claimsBoth, finished, val } from "../row
 import { groupRows, mean, round, std } from "../stats";
 import { SCATTER } from "./published";
 
-/** The scatter's four methods (its Block and LoRA points are single configurations: CHOICE p=3, r=8). */
-export const SCATTER_METHODS = ["Block p=3", "LoRA r=8", "All", "Linear"] as const;
 export const scatterFamily = (m: string) => m.split(" ")[0];
 
 export interface TargetRow {

@@ -149,10 +149,12 @@ export function resultsMarkdown(figuresDir = path.join(REPO_ROOT, "figures"), re
     .map((name) => notebookSection(path.join(figuresDir, name), name, relTo))
     .filter((s): s is string => s !== undefined);
   return [
-    "Each part is computed from an executed notebook's outputs in `figures/` (its parameters, `runs.csv` and",
-    "`claims.csv`); `holds` is the notebook's own test of the paper's claim at that preset. Training time is",
-    "the sum of each run's `train_seconds`: the attempt that finished it (a resumed run's earlier attempts",
-    "are not counted), on the machine that ran it.",
+    "Each part is computed from an executed notebook's outputs in `figures/` (its parameters, `runs.csv`,",
+    "`claims.csv` and `checks.csv`); `holds` is the notebook's own test of the paper's claim at that preset,",
+    "and \"within noise\" means the difference it rests on is inside two standard errors, so this preset",
+    "cannot tell. Checks test the implementation (what a paper states as exact), not the paper, and are",
+    "counted apart. Training time is the sum of each run's `train_seconds`: the attempt that finished it (a",
+    "resumed run's earlier attempts are not counted), on the machine that ran it.",
     "",
     ...parts,
   ].join("\n").trimEnd();

@@ -7,7 +7,8 @@ function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`);
 }
 
-function fsyncDir(dir: string): void {
+/** Makes a directory's entries (a rename into it) durable, where the platform can. */
+export function fsyncDir(dir: string): void {
   try {
     const fd = fs.openSync(dir, "r");
     try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { processAlive, writeJsonAtomic } from "../ground/atomic";
+import { fsyncDir, processAlive, writeJsonAtomic } from "../ground/atomic";
 import { F32Tensor, readSafetensors, writeSafetensors, asFloat32 } from "../weights/safetensors";
 
 export interface CheckpointState {
@@ -64,6 +64,9 @@ export async function saveCheckpoint(
     fs.renameSync(tmp, final);
     fs.rmSync(old, { recursive: true, force: true });
   } else fs.renameSync(tmp, final);
+  // The rename is what makes the checkpoint exist: without this a power cut can undo it after
+  // training went on (and pruned the previous one).
+  fsyncDir(dir);
   return final;
 }
 

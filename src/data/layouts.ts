@@ -84,6 +84,10 @@ export function loadLayout(spec: Extract<DatasetSpec, { name: "dtd" | "food101" 
     : spec.name === "food101" ? food101Files(spec.root, spec.split)
     : flowers102Files(spec.root, spec.split);
   const name = `${spec.name}-${spec.split}${spec.name === "dtd" ? (spec.partition ?? 1) : ""}`;
+  // CHOICE: every image is squashed to size x size once, into the decode cache (records of one
+  // size), and the transforms resample that. Paper A's eval transform squashes too (resize to
+  // 224 x 224), so eval differs only by resampling twice; RandomResizedCrop draws its box on the
+  // squashed image, so its aspect ratios are the original's stretched by the image's own.
   return loadFileList({
     name, ...list, decode: { size: spec.size, fit: "fill", interpolation: "bilinear" },
     source: { kind: spec.name, root: path.resolve(spec.root), split: spec.split },

@@ -66,7 +66,12 @@ export function parameterShapes(c: ViTConfig): Map<string, number[]> {
   return s;
 }
 
-/** timm initialisation: trunc-normal(0.02) weights and position embedding, zero biases, unit norms. */
+/**
+ * timm initialisation: trunc-normal(0.02) weights and position embedding, zero biases, unit norms.
+ * One difference: timm leaves patch_embed.proj (a Conv2d) at PyTorch's default, U(+-1/sqrt(fan_in))
+ * for weight and bias; here it is initialised like the linears. Only a model trained from scratch
+ * sees it (data/source-model was trained from this init, so changing it would change that model).
+ */
 function initTensor(name: string, shape: number[], rng: Rng): tf.Tensor {
   const last = name.slice(name.lastIndexOf(".") + 1);
   if (name === "cls_token") return tf.randomNormal(shape, 0, 1e-6, "float32", rng.seed());

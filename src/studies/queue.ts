@@ -212,7 +212,10 @@ export async function queueSweep(entries: SweepEntry[], opts: { url: string; roo
   const queue = openQueue(url);
   queue.on("error", errorNotes((line) => process.stderr.write(`${label}: queue ${where}: ${line}\n`), redact));
   try {
-    const commit = gitState().commit;
+    const { commit, dirty } = gitState();
+    // Workers check the commit, not the working tree: one on another checkout of this commit
+    // runs without these changes (its run's record.json says which code it ran).
+    if (dirty) process.stderr.write(`${label}: this checkout has uncommitted changes; only workers on this checkout run them, workers elsewhere run commit ${commit?.slice(0, 12)} as committed\n`);
     const dataOf = (id: string): JobData => {
       const e = entries[byId.get(id)![0]];
       return { config: e.config, commit, tags: e.tags };

@@ -3,7 +3,7 @@
 import type { ColumnTable } from "arquero";
 import { toTable } from "../plotting/table";
 import type { StudyConfig } from "./clip/config";
-import type { Verdict } from "./stats";
+import { Accuracy, Verdict, accuracySe, exceeds } from "./stats";
 
 /** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
 export type Tags = Record<string, string | number>;
@@ -66,6 +66,27 @@ export interface Check {
 
 export function check(text: string, measured: string, passes: boolean | undefined): Check {
   return { check: text, measured, passes: passes === undefined ? "not measured" : passes ? "yes" : "no" };
+}
+
+/** What a claim's comparison found: the text of `ours` and the verdict (undefined: not judged). */
+export interface Comparison {
+  ours: string;
+  holds: Verdict | undefined;
+}
+
+const f2 = (x: number, s?: number) => (Number.isFinite(x) ? `${x.toFixed(2)}${s ? ` ± ${s.toFixed(2)}` : ""}` : "n/a");
+
+/**
+ * `a` against `b` (percent): "a vs <name> b: +d ± e (2 SE)", and whether a exceeds b by more than
+ * `margin` points at two standard errors of the difference. Runs stored before their image
+ * counts were recorded cannot be judged: the text says so and the claim is "not measured".
+ */
+export function versus(a: Accuracy, b: Accuracy, bName: string, margin = 0): Comparison {
+  const se2 = 2 * Math.sqrt(accuracySe(a) ** 2 + accuracySe(b) ** 2);
+  const d = a.mean - b.mean;
+  const head = `${f2(a.mean, a.std)} vs ${bName} ${f2(b.mean, b.std)}: ${d >= 0 ? "+" : ""}${d.toFixed(2)}`;
+  if (!Number.isFinite(se2)) return { ours: `${head} (image counts not recorded: noise not judged)`, holds: undefined };
+  return { ours: `${head} ± ${se2.toFixed(2)} (2 SE)`, holds: exceeds(a, b, margin) };
 }
 
 /** A claim checked twice: on the best-on-test checkpoint (the official selection) and the last. */

@@ -282,9 +282,12 @@ export function table1Study(preset: Preset, o: StudyOptions = {}): Study {
   return { base: recipe(preset, { target: o.target }), variants: [sourceVariant(preset, { target: o.target }), ...variantsOf(preset, methods, seeds, { target: o.target, lr: o.lr })] };
 }
 
-/** The scatter over targets: each target's runs of the scatter's methods, and its source model. */
+/**
+ * The scatter over targets: each target's runs of the scatter's methods, and its source model.
+ * No targets (or an empty list) means the preset's: the paper's five at paper, the laptop's three otherwise.
+ */
 export function targetsStudy(preset: Preset, o: StudyOptions & { targets?: readonly Target[] } = {}): Study {
-  const targets = o.targets ?? (preset === "paper" ? PAPER_TARGETS : LAPTOP_TARGETS);
+  const targets = o.targets?.length ? o.targets : preset === "paper" ? PAPER_TARGETS : LAPTOP_TARGETS;
   const methods = o.methods ?? SCATTER_METHODS;
   const seeds = seedsFor(preset, o.seeds ?? [0]);
   return {

@@ -9,8 +9,8 @@ import { LoraAdapter } from "../../adapters/lora";
 import { SelectiveLoraAdapter } from "../../adapters/selective";
 import type { ExperimentConfig } from "../config";
 import { vitConfig } from "../../model/config";
-import { Check, Claim, Rows, check, claim, finished, val } from "../rows";
-import { Accuracy, Verdict, accuracySe, exceeds, groupRows, mean, round, std } from "../stats";
+import { Check, Claim, Comparison, Rows, check, claim, finished, val, versus } from "../rows";
+import { Accuracy, groupRows, mean, round, std } from "../stats";
 import type { SweepRow } from "../sweep";
 import { Run, runsRoot } from "../../runs/store";
 import { ALL_LINEARS } from "./recipe";
@@ -207,16 +207,6 @@ const f2 = (x: number | undefined, s?: number) => (x === undefined || !Number.is
 const target = (r: LambdaRow): Accuracy => ({ mean: r.target_top1_last, std: r.target_top1_last_std, seeds: r.seeds, n: r.test_images });
 const retention = (r: LambdaRow): Accuracy => ({ mean: r.retention_knn20, std: r.retention_knn20_std, seeds: r.seeds, n: r.retention_queries });
 
-/** "a vs b" with the difference and two standard errors of it, and the verdict of a > b + margin. */
-function versus(a: Accuracy, b: Accuracy, bName: string, margin = 0): { ours: string; holds: Verdict | undefined } {
-  const se2 = 2 * Math.sqrt(accuracySe(a) ** 2 + accuracySe(b) ** 2);
-  const d = a.mean - b.mean;
-  const head = `${f2(a.mean, a.std)} vs ${bName} ${f2(b.mean, b.std)}: ${d >= 0 ? "+" : ""}${d.toFixed(2)}`;
-  // Runs stored before the image counts were recorded: the noise cannot be judged (rerun them with --force).
-  if (!Number.isFinite(se2)) return { ours: `${head} (image counts not recorded: noise not judged)`, holds: undefined };
-  return { ours: `${head} ± ${se2.toFixed(2)} (2 SE)`, holds: exceeds(a, b, margin) };
-}
-
 /**
  * Paper B's claims on the DINO path, computed from the sweep (the paper's numbers are CLIP's).
  * Each rests on a difference of accuracies, judged at two standard errors (test-set binomial
@@ -225,7 +215,7 @@ function versus(a: Accuracy, b: Accuracy, bName: string, margin = 0): { ours: st
 export function lambdaClaims(table: readonly LambdaRow[]): Claim[] {
   const { selective: s, lora, all, linear } = nearestShare(table);
   const out: Claim[] = [];
-  const add = (text: string, paper: string, r: { ours: string; holds: Verdict | undefined } | undefined, note = "") => out.push(claim(text, paper, r ? `${r.ours}${note}` : "n/a", r?.holds));
+  const add = (text: string, paper: string, r: Comparison | undefined, note = "") => out.push(claim(text, paper, r ? `${r.ours}${note}` : "n/a", r?.holds));
   add(
     "About 5% of active blocks suffice: the run nearest 5% active (at least one block open) reaches plain LoRA's target accuracy (within 1 point)",
     "6.25% of blocks active on CLIP ViT-B/16 (\"as few as 5%\")",

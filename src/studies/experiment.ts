@@ -229,7 +229,9 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
   }
   const weights = "model.safetensors";
   await saveStateDict(path.join(run.dir, weights), trained.namedVariables(), { run: run.id });
-  const adapter = "adapter" in tm ? await adapterGates(tm as StrategyResult) : undefined;
+  // LoRA and selective LoRA: the gates and unmerged cost now, the inference form last (it merges).
+  const adapted = "adapter" in tm ? (tm as StrategyResult) : undefined;
+  const gates = adapted?.adapter ? await adapterGates(adapted.adapter, adapted.model) : undefined;
 
   // Retention of the best checkpoint (its trainable weights over the same initial weights).
   let retentionBest: RetentionScores | undefined;
@@ -249,7 +251,7 @@ export async function runExperiment(input: ExperimentConfig, opts: RunOptions = 
     knn, retention: final.retention, retentionBest, trainSeconds: (Date.now() - t0) / 1000, steps: result.steps,
     finalTrainLoss: result.finalLoss, trainable: tm.trainable.reduce((a, v) => a + v.size, 0), describe: tm.describe, weights,
     testImages: testSet.size, retentionQueries: retSets?.queries.size,
-    adapter: adapter ? { ...adapter, ...(await inferenceForm(tm as StrategyResult, testSet, evalOpts.transform)) } : undefined,
+    adapter: adapted?.adapter && gates ? { ...gates, ...(await inferenceForm(adapted.adapter, adapted.model, testSet, evalOpts.transform)) } : undefined,
   };
   run.appendMetrics({ kind: "final", step: result.steps, top1: final.top1, ...knn });
   run.writeResults(results as unknown as Record<string, unknown>);
@@ -266,30 +268,28 @@ export async function gateFields(a: LoraAdapter): Promise<Pick<AdapterReport, "s
   return { scores: Object.fromEntries(a.layers.map((l, i) => [l.site.name, g.scores[i]])), activeSites: g.active, activeShare: g.share };
 }
 
-/** The final gates of a (selective) LoRA adapter, and its unmerged cost, before anything is merged. */
-async function adapterGates(tm: StrategyResult): Promise<Omit<AdapterReport, "macsMerged" | "macsBase"> | undefined> {
-  const a = tm.adapter;
-  if (!a) return undefined;
-  return { sites: a.layers.length, macsUnmerged: modelForwardMacs(tm.model).macs, ...(await gateFields(a)) };
+/** The final gates of a (selective) LoRA adapter on `model`, and its unmerged cost, before anything is merged. */
+export async function adapterGates(a: LoraAdapter, model: ViT): Promise<Omit<AdapterReport, "macsMerged" | "macsBase">> {
+  return { sites: a.layers.length, macsUnmerged: modelForwardMacs(model).macs, ...(await gateFields(a)) };
 }
 
 /**
  * The inference form, built and checked on the real model: merging folds selective LoRA's open
  * gates into W and drops the closed ones (its toInference), plain LoRA's every update. Its cost is
- * counted, and its logits are compared with the trained model's on the first test images, so a
- * merge that changed what the model computes shows in the results (the model is not used for
- * anything after this).
+ * counted, and its outputs (the head's logits; CLIP's image tower: its embeddings) are compared
+ * with the trained model's on the first test images, so a merge that changed what the model
+ * computes shows in the results. The adapter is gone afterwards: call this last.
  */
-async function inferenceForm(tm: StrategyResult, testSet: ImageSet, transform: TransformSpec): Promise<Pick<AdapterReport, "macsMerged" | "macsBase" | "mergeMaxAbsDiff" | "mergeMaxAbsLogit">> {
-  const gated = await headLogits(tm.model, testSet, { transform });
-  (tm.adapter as NonNullable<StrategyResult["adapter"]>).mergeAndUnload();
-  const merged = await headLogits(tm.model, testSet, { transform });
+export async function inferenceForm(adapter: LoraAdapter, model: ViT, testSet: ImageSet, transform: TransformSpec): Promise<Pick<AdapterReport, "macsMerged" | "macsBase" | "mergeMaxAbsDiff" | "mergeMaxAbsLogit">> {
+  const gated = await headLogits(model, testSet, { transform });
+  adapter.mergeAndUnload();
+  const merged = await headLogits(model, testSet, { transform });
   let diff = 0, top = 0;
   gated.logits.forEach((g, i) => {
     diff = Math.max(diff, Math.abs(g - merged.logits[i]));
     top = Math.max(top, Math.abs(g));
   });
-  return { macsMerged: modelForwardMacs(tm.model).macs, macsBase: forwardMacs(tm.model.config).macs, mergeMaxAbsDiff: diff, mergeMaxAbsLogit: top };
+  return { macsMerged: modelForwardMacs(model).macs, macsBase: forwardMacs(model.config).macs, mergeMaxAbsDiff: diff, mergeMaxAbsLogit: top };
 }
 
 function pickRetention(m: Record<string, number>): RetentionScores | undefined {

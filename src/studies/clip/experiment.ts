@@ -21,10 +21,9 @@ import { DEFAULT_TEMPLATE, IMAGENET_CLASSNAMES, IMAGENET_TEMPLATES } from "../..
 import { clampLogitScale, clipContrastiveLoss, flypPromptIds } from "../../training/flyp";
 import { train } from "../../training/trainer";
 import type { ProgressMode } from "../../ground/progress";
-import { forwardMacs, modelForwardMacs } from "../../model/flops";
 import { Run } from "../../runs/store";
 import { BestTracker } from "../best";
-import { AdapterReport, cachedDataset, gateFields, openRun, RunProgress } from "../experiment";
+import { AdapterReport, adapterGates, cachedDataset, inferenceForm, openRun, RunProgress } from "../experiment";
 import { resolveInput } from "../inputs";
 import { ClassNames, ClipExperimentConfig, EvalSet, Templates, validateClipConfig } from "./config";
 
@@ -202,16 +201,8 @@ export async function runClipExperiment(input: ClipExperimentConfig, opts: ClipR
   for (const s of config.eval.zeroShot) { report(steps, "retention"); zs[s.label] = await evalSet(s, false); }
   const weights = "model.safetensors";
   await saveStateDict(path.join(run.dir, weights), clip.namedVariables(), { run: run.id });
-  let adapter: ClipResults["adapter"];
-  if (p.adapter) {
-    const a = p.adapter;
-    adapter = {
-      sites: a.layers.length, macsUnmerged: modelForwardMacs(clip.visual).macs, macsMerged: NaN, macsBase: forwardMacs(clip.visual.config).macs,
-      ...(await gateFields(a)),
-    };
-    a.mergeAndUnload(); // the inference form: selective LoRA's open gates merged, closed ones dropped
-    adapter.macsMerged = modelForwardMacs(clip.visual).macs;
-  }
+  // The inference form last: it merges the adapter into the image tower.
+  const adapter = p.adapter ? { ...(await adapterGates(p.adapter, clip.visual)), ...(await inferenceForm(p.adapter, clip.visual, testSet, config.data.evalTransform)) } : undefined;
   const results: ClipResults = {
     top1: final, top1Best: best.step > 0 ? best.top1 : final, bestStep: best.step > 0 ? best.step : steps, ood: oodTop1, zeroShot: zs,
     trainSeconds: (Date.now() - t0) / 1000, steps: result.steps, finalTrainLoss: result.finalLoss,

@@ -199,7 +199,7 @@ export function clipClaims(table: readonly ClipRow[]): Claim[] {
     claim("Full fine-tuning (FLYP) forgets: its mean zero-shot accuracy drops", "16.24% lost on average", `${f(flyp)} lost`, flyp ? flyp.forgetting > 0 : undefined),
     claim(
       "Plain LoRA forgets about as much (its loss within a quarter of FLYP's either way)", "17.12% lost on average (FLYP's x 1.05)",
-      lora && flyp ? `${f(lora)} lost vs FLYP ${f(flyp)}: x ${(lora.forgetting / flyp.forgetting).toFixed(2)}` : `${f(lora)} lost`,
+      lora && flyp ? `${f(lora)} lost vs FLYP ${f(flyp)}${flyp.forgetting > 0 ? `: x ${(lora.forgetting / flyp.forgetting).toFixed(2)}` : ""}` : `${f(lora)} lost`,
       lora && flyp ? flyp.forgetting > 0 && Math.abs(lora.forgetting - flyp.forgetting) <= 0.25 * flyp.forgetting : undefined,
     ),
     claim("Selective LoRA forgets less than both", "7.31% less", sel && lora && flyp ? `${f(sel)} vs LoRA ${f(lora)}, FLYP ${f(flyp)}` : "n/a", sel && lora && flyp ? sel.forgetting < lora.forgetting && sel.forgetting < flyp.forgetting : undefined),

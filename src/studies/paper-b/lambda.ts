@@ -245,26 +245,32 @@ export function lambdaClaims(table: readonly LambdaRow[]): Claim[] {
 export const MERGE_TOLERANCE = 1e-4;
 
 /**
- * Checks of the inference form, measured on every trained adapter model and on real models of
- * the architecture: what Paper B states as exact, so a failure is a defect here, not a finding.
+ * Checks of the inference form, measured on every trained adapter model (LoRA and selective LoRA,
+ * ViT or CLIP's image tower): what Paper B states as exact, so a failure is a defect here, not a
+ * finding.
  */
-export function lambdaChecks(rows: Rows, byRank: ReturnType<typeof macsByRank>): Check[] {
+export function inferenceChecks(rows: Rows): Check[] {
   const adapted = finished(rows).filter((r) => Number.isFinite(val(r, "macs")));
-  const out: Check[] = [];
   const equal = adapted.filter((r) => val(r, "macs") === val(r, "macs_base")).length;
-  out.push(check(
-    "The inference form (open blocks merged, closed ones dropped; plain LoRA merged) costs exactly the base model's MACs",
-    adapted.length ? `${equal} of ${adapted.length} trained models (${f2(val(adapted[0], "macs_base") / 1e6)} M MACs per image)` : "n/a",
-    adapted.length ? equal === adapted.length : undefined,
-  ));
   const measured = adapted.filter((r) => Number.isFinite(val(r, "merge_max_abs_diff")));
-  const rel = measured.map((r) => val(r, "merge_max_abs_diff") / val(r, "merge_max_abs_logit"));
-  const worst = Math.max(...rel);
-  out.push(check(
-    `The inference form computes what the trained model does: largest |logit difference| on the first test images, relative to the largest |logit|, at most ${MERGE_TOLERANCE}`,
-    measured.length ? `largest ${worst.toExponential(1)} over ${measured.length} trained models` : "n/a (runs from before this was recorded)",
-    measured.length ? worst <= MERGE_TOLERANCE : undefined,
-  ));
+  const worst = Math.max(...measured.map((r) => val(r, "merge_max_abs_diff") / val(r, "merge_max_abs_logit")));
+  return [
+    check(
+      "The inference form (open blocks merged, closed ones dropped; plain LoRA merged) costs exactly the base model's MACs",
+      adapted.length ? `${equal} of ${adapted.length} trained models (${f2(val(adapted[0], "macs_base") / 1e6)} M MACs per image)` : "n/a",
+      adapted.length ? equal === adapted.length : undefined,
+    ),
+    check(
+      `The inference form computes what the trained model does: largest |output difference| on the first test images (the head's logits; CLIP: image embeddings), relative to the largest |output|, at most ${MERGE_TOLERANCE}`,
+      measured.length ? `largest ${worst.toExponential(1)} over ${measured.length} trained models` : "n/a (runs from before this was recorded)",
+      measured.length ? worst <= MERGE_TOLERANCE : undefined,
+    ),
+  ];
+}
+
+/** The inference-form checks, and the unmerged cost against the rank on real models of the architecture. */
+export function lambdaChecks(rows: Rows, byRank: ReturnType<typeof macsByRank>): Check[] {
+  const out = inferenceChecks(rows);
   const grows = byRank.every((r, i) => r.lora_unmerged > r.base && (i === 0 || r.lora_unmerged > byRank[i - 1].lora_unmerged));
   out.push(check(
     "Unmerged LoRA costs more than the base model, growing with the rank (the reason to merge)",

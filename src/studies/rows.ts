@@ -3,7 +3,7 @@
 import type { ColumnTable } from "arquero";
 import { toTable } from "../plotting/table";
 import type { StudyConfig } from "./clip/config";
-import { Accuracy, Verdict, accuracySe, exceeds } from "./stats";
+import { Accuracy, Verdict, differenceSe, exceeds } from "./stats";
 
 /** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
 export type Tags = Record<string, string | number>;
@@ -74,7 +74,10 @@ export interface Comparison {
   holds: Verdict | undefined;
 }
 
-const f2 = (x: number, s?: number) => (Number.isFinite(x) ? `${x.toFixed(2)}${s ? ` ± ${s.toFixed(2)}` : ""}` : "n/a");
+/** A value of a claims table: two decimals, "± spread" when there is one (several seeds), "n/a" when not measured. */
+export function f2(x: number | undefined, spread?: number): string {
+  return x === undefined || !Number.isFinite(x) ? "n/a" : `${x.toFixed(2)}${spread ? ` ± ${spread.toFixed(2)}` : ""}`;
+}
 
 /**
  * `a` against `b` (percent): "a vs <name> b: +d ± e (2 SE)", and whether a exceeds b by more than
@@ -82,7 +85,7 @@ const f2 = (x: number, s?: number) => (Number.isFinite(x) ? `${x.toFixed(2)}${s 
  * counts were recorded cannot be judged: the text says so and the claim is "not measured".
  */
 export function versus(a: Accuracy, b: Accuracy, bName: string, margin = 0): Comparison {
-  const se2 = 2 * Math.sqrt(accuracySe(a) ** 2 + accuracySe(b) ** 2);
+  const se2 = 2 * differenceSe(a, b);
   const d = a.mean - b.mean;
   const head = `${f2(a.mean, a.std)} vs ${bName} ${f2(b.mean, b.std)}: ${d >= 0 ? "+" : ""}${d.toFixed(2)}`;
   if (!Number.isFinite(se2)) return { ours: `${head} (image counts not recorded: noise not judged)`, holds: undefined };

@@ -51,6 +51,11 @@ export function accuracySe(a: Accuracy): number {
   return Math.sqrt(binomial ** 2 + (a.seeds > 1 ? a.std ** 2 / a.seeds : 0));
 }
 
+/** The standard error (points) of a - b, the two taken as independent. */
+export function differenceSe(a: Accuracy, b: Accuracy): number {
+  return Math.sqrt(accuracySe(a) ** 2 + accuracySe(b) ** 2);
+}
+
 /** A comparison's outcome: true, false, or neither at two standard errors. */
 export type Verdict = boolean | "within noise";
 
@@ -61,7 +66,7 @@ export type Verdict = boolean | "within noise";
  * paired test would need per-image predictions): a verdict either way is a safe one.
  */
 export function exceeds(a: Accuracy, b: Accuracy, margin = 0): Verdict {
-  const se = Math.sqrt(accuracySe(a) ** 2 + accuracySe(b) ** 2);
+  const se = differenceSe(a, b);
   if (!Number.isFinite(se)) throw new Error(`exceeds: the standard error is not finite (n = ${a.n} and ${b.n} images)`);
   const d = a.mean - b.mean - margin;
   return d > 2 * se ? true : d < -2 * se ? false : "within noise";

@@ -2,7 +2,7 @@
 // the official code selects, and last), retention 20-NN (last, and at the best checkpoint), their
 // means, over seeds with spreads, the paper's numbers beside ours; its figure and its claims.
 import type { Figure, Trace } from "../../plotting/figure";
-import { Claim, ClaimBoth, Rows, claim, claimsBoth, finished, val } from "../rows";
+import { Claim, ClaimBoth, Rows, claim, claimsBoth, f2, finished, val } from "../rows";
 import { groupRows, mean, round, std } from "../stats";
 import { SOURCE_RETENTION, TABLE1 } from "./published";
 import { METHODS } from "./recipe";
@@ -101,7 +101,6 @@ export function table1Figure(summary: readonly Table1Row[], opts: { source?: num
 
 export type Selection = "best" | "last";
 
-const fmt = (x: number, s?: number) => (Number.isFinite(x) ? `${x.toFixed(2)}${s !== undefined && s > 0 ? ` ± ${s.toFixed(2)}` : ""}` : "n/a");
 
 /** The numbers a claim reads: from the best-on-test checkpoint (the paper's) or the last one. */
 interface Selected { method: string; target: number; targetStd: number; retention: number; retentionStd: number; mean: number; meanStd: number; lastRetention: number }
@@ -130,7 +129,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "Full fine-tuning forgets the most: All has the lowest retention of the rows",
     `All ${paper.get("All")!.retention} (next lowest: LoRA r=16 65.06)`,
-    all && nextLowest ? `All ${fmt(all.retention, all.retentionStd)} (next lowest: ${nextLowest.method} ${fmt(nextLowest.retention, nextLowest.retentionStd)})` : "n/a",
+    all && nextLowest ? `All ${f2(all.retention, all.retentionStd)} (next lowest: ${nextLowest.method} ${f2(nextLowest.retention, nextLowest.retentionStd)})` : "n/a",
     all && nextLowest ? others.every((r) => r.retention > all.retention) : undefined,
   ));
 
@@ -138,7 +137,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "Linear probing keeps the source model's retention (frozen backbone), to within 0.01 points",
     `Linear ${paper.get("Linear")!.retention} vs the untouched model's ${SOURCE_RETENTION}`,
-    lin ? `Linear ${lin.lastRetention.toFixed(2)} vs source model ${fmt(source)} (difference ${(lin.lastRetention - source).toFixed(4)})` : "n/a",
+    lin ? `Linear ${lin.lastRetention.toFixed(2)} vs source model ${f2(source)} (difference ${(lin.lastRetention - source).toFixed(4)})` : "n/a",
     lin && Number.isFinite(source) ? Math.abs(lin.lastRetention - source) <= 0.01 : undefined,
   ));
 
@@ -147,7 +146,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "Block expansion forgets less than LoRA: every Block row retains more than every LoRA row",
     "Block 72.28-75.75 vs LoRA 65.06-66.82",
-    blocks.length && loras.length ? `Block ${fmt(minBlock)}-${fmt(Math.max(...blocks.map((r) => r.retention)))} vs LoRA ${fmt(Math.min(...loras.map((r) => r.retention)))}-${fmt(maxLora)}` : "n/a",
+    blocks.length && loras.length ? `Block ${f2(minBlock)}-${f2(Math.max(...blocks.map((r) => r.retention)))} vs LoRA ${f2(Math.min(...loras.map((r) => r.retention)))}-${f2(maxLora)}` : "n/a",
     blocks.length && loras.length ? minBlock > maxLora : undefined,
   ));
 
@@ -155,7 +154,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "Block expansion reaches full fine-tuning's target accuracy: the best Block row >= All",
     "Block p=4 89.09 (p=3 88.58) vs All 88.13",
-    bestBlock && all ? `${bestBlock.method} ${fmt(bestBlock.target, bestBlock.targetStd)} vs All ${fmt(all.target, all.targetStd)}` : "n/a",
+    bestBlock && all ? `${bestBlock.method} ${f2(bestBlock.target, bestBlock.targetStd)} vs All ${f2(all.target, all.targetStd)}` : "n/a",
     bestBlock && all ? bestBlock.target >= all.target : undefined,
   ));
 
@@ -163,7 +162,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "LoRA reaches full fine-tuning's target accuracy, to within 1 point",
     "LoRA r=8 88.27 vs All 88.13",
-    bestLora && all ? `${bestLora.method} ${fmt(bestLora.target, bestLora.targetStd)} vs All ${fmt(all.target, all.targetStd)}` : "n/a",
+    bestLora && all ? `${bestLora.method} ${f2(bestLora.target, bestLora.targetStd)} vs All ${f2(all.target, all.targetStd)}` : "n/a",
     bestLora && all ? bestLora.target >= all.target - 1 : undefined,
   ));
 
@@ -171,7 +170,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "The best trade-off (mean of target and retention) is a block-expansion row",
     "Block p=3, mean 81.60",
-    bestMean ? `${bestMean.method}, mean ${fmt(bestMean.mean, bestMean.meanStd)}` : "n/a",
+    bestMean ? `${bestMean.method}, mean ${f2(bestMean.mean, bestMean.meanStd)}` : "n/a",
     bestMean ? bestMean.method.startsWith("Block") : undefined,
   ));
 
@@ -179,7 +178,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "More inserted blocks: p=4 has higher target accuracy and lower retention than p=1",
     "target 82.72 -> 89.09, retention 75.75 -> 72.28",
-    p1 && p4 ? `target ${fmt(p1.target)} -> ${fmt(p4.target)}, retention ${fmt(p1.retention)} -> ${fmt(p4.retention)}` : "n/a",
+    p1 && p4 ? `target ${f2(p1.target)} -> ${f2(p4.target)}, retention ${f2(p1.retention)} -> ${f2(p4.retention)}` : "n/a",
     p1 && p4 ? p4.target > p1.target && p4.retention < p1.retention : undefined,
   ));
 
@@ -187,7 +186,7 @@ export function table1Claims(table: readonly Table1Row[], source: number, which:
   out.push(claim(
     "A higher LoRA rank forgets more: retention r=4 > r=8 > r=16",
     "66.82 > 65.99 > 65.06",
-    has("LoRA r=4", "LoRA r=8", "LoRA r=16") ? r.map((x) => fmt(x!.retention)).join(" / ") : "n/a",
+    has("LoRA r=4", "LoRA r=8", "LoRA r=16") ? r.map((x) => f2(x!.retention)).join(" / ") : "n/a",
     has("LoRA r=4", "LoRA r=8", "LoRA r=16") ? r[0]!.retention > r[1]!.retention && r[1]!.retention > r[2]!.retention : undefined,
   ));
   return out;

@@ -9,7 +9,7 @@ import { LoraAdapter } from "../../adapters/lora";
 import { SelectiveLoraAdapter } from "../../adapters/selective";
 import type { ExperimentConfig } from "../config";
 import { vitConfig } from "../../model/config";
-import { Check, Claim, Comparison, Rows, check, claim, finished, val, versus } from "../rows";
+import { Check, Claim, Comparison, Rows, check, claim, f2, finished, val, versus } from "../rows";
 import { Accuracy, groupRows, mean, round, std } from "../stats";
 import type { SweepRow } from "../sweep";
 import { Run, runsRoot } from "../../runs/store";
@@ -202,7 +202,6 @@ export function macsFigure(byRank: ReturnType<typeof macsByRank>, runs: readonly
   };
 }
 
-const f2 = (x: number | undefined, s?: number) => (x === undefined || !Number.isFinite(x) ? "n/a" : `${x.toFixed(2)}${s ? ` ± ${s.toFixed(2)}` : ""}`);
 
 const target = (r: LambdaRow): Accuracy => ({ mean: r.target_top1_last, std: r.target_top1_last_std, seeds: r.seeds, n: r.test_images });
 const retention = (r: LambdaRow): Accuracy => ({ mean: r.retention_knn20, std: r.retention_knn20_std, seeds: r.seeds, n: r.retention_queries });

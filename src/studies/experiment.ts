@@ -277,8 +277,9 @@ export async function adapterGates(a: LoraAdapter, model: ViT): Promise<Omit<Ada
  * The inference form, built and checked on the real model: merging folds selective LoRA's open
  * gates into W and drops the closed ones (its toInference), plain LoRA's every update. Its cost is
  * counted, and its outputs (the head's logits; CLIP's image tower: its embeddings) are compared
- * with the trained model's on the first test images, so a merge that changed what the model
- * computes shows in the results. The adapter is gone afterwards: call this last.
+ * with the unmerged model's on the first test images (with the weights it holds: after retention
+ * at best, the best checkpoint's), so a merge that changed what the model computes shows in the
+ * results. The adapter is gone afterwards: call this last.
  */
 export async function inferenceForm(adapter: LoraAdapter, model: ViT, testSet: ImageSet, transform: TransformSpec): Promise<Pick<AdapterReport, "macsMerged" | "macsBase" | "mergeMaxAbsDiff" | "mergeMaxAbsLogit">> {
   const gated = await headLogits(model, testSet, { transform });

@@ -3,7 +3,7 @@
 import type { ColumnTable } from "arquero";
 import { toTable } from "../plotting/table";
 import type { StudyConfig } from "./clip/config";
-import { Accuracy, Verdict, differenceSe, exceeds } from "./stats";
+import { Measured, Verdict, differenceSe, exceeds } from "./stats";
 
 /** Labels of a variant that go into its rows (method, schedule, target, ...), not into the config. */
 export type Tags = Record<string, string | number>;
@@ -84,7 +84,7 @@ export function f2(x: number | undefined, spread?: number): string {
  * `margin` points at two standard errors of the difference. Runs stored before their image
  * counts were recorded cannot be judged: the text says so and the claim is "not measured".
  */
-export function versus(a: Accuracy, b: Accuracy, bName: string, margin = 0): Comparison {
+export function versus(a: Measured, b: Measured, bName: string, margin = 0): Comparison {
   const se2 = 2 * differenceSe(a, b);
   const d = a.mean - b.mean;
   const head = `${f2(a.mean, a.std)} vs ${bName} ${f2(b.mean, b.std)}: ${d >= 0 ? "+" : ""}${d.toFixed(2)}`;

@@ -40,20 +40,51 @@ export interface Accuracy {
   n: number;
 }
 
-/**
- * The standard error (points) of a mean accuracy: the test set's binomial noise, sqrt(p(1-p)/n),
- * which more seeds do not average out (every seed is scored on the same images), and the seeds'
- * spread over sqrt(seeds). NaN when n is unknown.
- */
-export function accuracySe(a: Accuracy): number {
+/** The test set's binomial noise of an accuracy (points), sqrt(p(1-p)/n); NaN when n is unknown. */
+function binomialSe(a: Accuracy): number {
   const p = a.mean / 100;
-  const binomial = 100 * Math.sqrt((p * (1 - p)) / a.n);
-  return Math.sqrt(binomial ** 2 + (a.seeds > 1 ? a.std ** 2 / a.seeds : 0));
+  return 100 * Math.sqrt((p * (1 - p)) / a.n);
 }
 
+/** The seeds' spread over sqrt(seeds), the part of a mean's error that more seeds average out. */
+const seedSe = (x: { std: number; seeds: number }) => (x.seeds > 1 ? x.std / Math.sqrt(x.seeds) : 0);
+
+/**
+ * The standard error (points) of a mean accuracy: the test set's binomial noise, which more seeds
+ * do not average out (every seed is scored on the same images), and the seeds' spread over
+ * sqrt(seeds). NaN when n is unknown.
+ */
+export function accuracySe(a: Accuracy): number {
+  return Math.hypot(binomialSe(a), seedSe(a));
+}
+
+/** A mean that is not one accuracy (an average of two), with its standard error in points. */
+export interface Estimate {
+  mean: number;
+  std: number;
+  seeds: number;
+  se: number;
+}
+
+/**
+ * The mean over seeds of (a + b) / 2, two accuracies scored on separate image sets (Table 1's
+ * mean of target and retention): `perSeed` is that mean and the seeds' spread of it. Its binomial
+ * terms add in quadrature and halve; the seeds' part is the spread of the per-seed averages.
+ */
+export function average(a: Accuracy, b: Accuracy, perSeed: { mean: number; std: number }): Estimate {
+  const binomial = Math.hypot(binomialSe(a), binomialSe(b)) / 2;
+  return { mean: perSeed.mean, std: perSeed.std, seeds: a.seeds, se: Math.hypot(binomial, seedSe({ std: perSeed.std, seeds: a.seeds })) };
+}
+
+/** What a claim compares: one accuracy, or an estimate that carries its own error. */
+export type Measured = Accuracy | Estimate;
+
+const seOf = (x: Measured) => ("se" in x ? x.se : accuracySe(x));
+const noiseOf = (x: Measured) => ("se" in x ? `SE ${x.se}` : `n = ${x.n} images`);
+
 /** The standard error (points) of a - b, the two taken as independent. */
-export function differenceSe(a: Accuracy, b: Accuracy): number {
-  return Math.sqrt(accuracySe(a) ** 2 + accuracySe(b) ** 2);
+export function differenceSe(a: Measured, b: Measured): number {
+  return Math.hypot(seOf(a), seOf(b));
 }
 
 /** A comparison's outcome: true, false, or neither at two standard errors. */
@@ -65,9 +96,24 @@ export type Verdict = boolean | "within noise";
  * taken as independent, which overstates the noise of two models scored on the same images (a
  * paired test would need per-image predictions): a verdict either way is a safe one.
  */
-export function exceeds(a: Accuracy, b: Accuracy, margin = 0): Verdict {
+export function exceeds(a: Measured, b: Measured, margin = 0): Verdict {
   const se = differenceSe(a, b);
-  if (!Number.isFinite(se)) throw new Error(`exceeds: the standard error is not finite (n = ${a.n} and ${b.n} images)`);
+  if (!Number.isFinite(se)) throw new Error(`exceeds: the standard error is not finite (${noiseOf(a)} and ${noiseOf(b)})`);
   const d = a.mean - b.mean - margin;
   return d > 2 * se ? true : d < -2 * se ? false : "within noise";
+}
+
+/**
+ * Comparisons that must all hold: no when one fails, yes when all hold, else within noise.
+ * Undefined (not judged) when there are none or one is not judged.
+ */
+export function every(vs: readonly (Verdict | undefined)[]): Verdict | undefined {
+  if (!vs.length || vs.includes(undefined)) return undefined;
+  return vs.includes(false) ? false : vs.every((v) => v === true) ? true : "within noise";
+}
+
+/** Comparisons of which one must hold: yes when one does, no when all fail, else within noise; undefined as `every`. */
+export function some(vs: readonly (Verdict | undefined)[]): Verdict | undefined {
+  if (!vs.length || vs.includes(undefined)) return undefined;
+  return vs.includes(true) ? true : vs.every((v) => v === false) ? false : "within noise";
 }

@@ -159,9 +159,9 @@ describe("every notebook runs at the smoke preset", { concurrency: 1 }, () => {
         const header = fs.readFileSync(path.join(path.dirname(out), spec[0]), "utf8").split("\n")[0].split(",");
         for (const col of spec[1]) assert.ok(header.includes(col), `${spec[0]} has column ${col} (has ${header.join(", ")})`);
       }
-      // Paper B's notebooks check their trained models' inference form: every check passes, none unmeasured.
+      // Table 1's runs and Paper B's trained models carry checks of the implementation: every one passes, none unmeasured.
       const checks = path.join(path.dirname(out), "checks.csv");
-      if (stem.startsWith("04-") || stem.startsWith("05-")) {
+      if (["02-", "04-", "05-"].some((p) => stem.startsWith(p))) {
         const passes = fs.readFileSync(checks, "utf8").trim().split("\n").slice(1).map((l) => l.split(",").at(-1));
         assert.ok(passes.length >= 2 && passes.every((p) => p === "yes"), `${stem}: checks ${passes.join(", ")}`);
       }

@@ -4,12 +4,11 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import type { SweepRow } from "../../src/studies/rows";
-import { claimsBoth } from "../../src/studies/rows";
-import { sourceRetention, table1, table1Claims } from "../../src/studies/paper-a/table1";
+import { sourceRetention, table1, table1Checks, table1Claims, table1ClaimsBoth } from "../../src/studies/paper-a/table1";
 import { curveClaims } from "../../src/studies/paper-a/curve";
 import { targetsClaims, targetsTable } from "../../src/studies/paper-a/targets";
 import { MERGE_TOLERANCE, lambdaChecks, lambdaClaims, lambdaTable, nearestShare } from "../../src/studies/paper-b/lambda";
-import { accuracySe, exceeds } from "../../src/studies/stats";
+import { Verdict, accuracySe, average, every, exceeds, some } from "../../src/studies/stats";
 import { lambdasFor } from "../../src/studies/paper-b/recipe";
 import { clipClaims, clipTable } from "../../src/studies/paper-b/clip";
 import type { CurveRow } from "../../src/studies/forgetting";
@@ -20,11 +19,15 @@ const run = (method: string, seed: number, target: number, retention: number, ex
   target_top1_best: target + 0.01, target_top1_last: target, retention_knn20: retention, retention_knn20_best: retention + 0.002, ...extra,
 });
 
-/** Table 1 rows whose ordering follows the paper's (block > LoRA > All in retention, ...). */
-function paperLike(): SweepRow[] {
-  const r = (m: string, t: number, ret: number) => [run(m, 0, t - 0.01, ret - 0.01), run(m, 1, t + 0.01, ret + 0.01)];
+/**
+ * Table 1 rows whose ordering follows the paper's (block > LoRA > All in retention, ...): two seeds
+ * `spread` apart either way, scored on `n` images.
+ */
+function paperLike(spread = 0.01, n = 1e6): SweepRow[] {
+  const counts = { test_images: n, retention_queries: n };
+  const r = (m: string, t: number, ret: number) => [run(m, 0, t - spread, ret - spread, counts), run(m, 1, t + spread, ret + spread, counts)];
   return [
-    run("Source model", 0, NaN, 0.6594),
+    run("Source model", 0, NaN, 0.6594, counts),
     ...r("All", 0.88, 0.25), ...r("Top-3", 0.84, 0.74), ...r("Linear", 0.8, 0.6594 - 0.002), ...r("LoRA r=4", 0.879, 0.668),
     ...r("LoRA r=8", 0.882, 0.66), ...r("LoRA r=16", 0.878, 0.65), ...r("Block p=1", 0.82, 0.757), ...r("Block p=2", 0.867, 0.755),
     ...r("Block p=3", 0.885, 0.746), ...r("Block p=4", 0.89, 0.722),
@@ -51,25 +54,54 @@ function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-test("Table 1 claims hold on paper-like rows, and each fails when its ordering is broken", () => {
+/** Rows with `method`'s fields changed (fractions). */
+const edit = (rs: SweepRow[], method: string, fields: SweepRow) => rs.map((r) => (r.method === method ? { ...r, ...fields } : r));
+
+test("Table 1 claims: yes on paper-like rows; each no, or within noise, when its comparison says so", () => {
+  const verdicts = (rs: SweepRow[], which: "best" | "last" = "best") => table1Claims(table1(rs), which).map((c) => c.holds);
+  // Spreads of 0.1 point and a million images: every difference of the paper's ordering is resolved.
+  const rows = paperLike(0.001);
+  assert.deepEqual(verdicts(rows), ["yes", "yes", "yes", "yes", "yes", "yes", "yes"]);
+  assert.deepEqual(verdicts(rows, "last"), ["yes", "yes", "yes", "yes", "yes", "yes", "yes"]);
+  const cases: { why: string; rows: SweepRow[]; claim: number; holds: string }[] = [
+    { why: "All retains more than the other rows", rows: edit(rows, "All", { retention_knn20_best: 0.7 }), claim: 0, holds: "no" },
+    { why: "one LoRA row retains more than a Block row", rows: edit(rows, "LoRA r=4", { retention_knn20_best: 0.8 }), claim: 1, holds: "no" },
+    { why: "one LoRA row ties the least-retaining Block row", rows: edit(rows, "LoRA r=4", { retention_knn20_best: 0.724 }), claim: 1, holds: "within noise" },
+    { why: "every Block row below All on the target", rows: edit(rows, "All", { target_top1_best: 0.95 }), claim: 2, holds: "no" },
+    { why: "LoRA r=8, the cited row, 3 points below All (r=4 is within 1)", rows: edit(rows, "LoRA r=8", { target_top1_best: 0.86 }), claim: 3, holds: "no" },
+    { why: "Top-3 the best trade-off", rows: edit(rows, "Top-3", { target_top1_best: 0.99, retention_knn20_best: 0.8 }), claim: 4, holds: "no" },
+    { why: "p=4 retains more than p=1", rows: edit(rows, "Block p=4", { retention_knn20_best: 0.8 }), claim: 5, holds: "no" },
+    { why: "retention rising with the rank", rows: edit(rows, "LoRA r=16", { retention_knn20_best: 0.7 }), claim: 6, holds: "no" },
+    // Two seeds 2 points apart and 1,000 images: Block p=4's 1 point over All is inside two SE.
+    { why: "a 1-point difference on 1,000 images and spread seeds", rows: paperLike(0.01, 1000), claim: 2, holds: "within noise" },
+    { why: "the same rows: 40 points is not noise", rows: paperLike(0.01, 1000), claim: 0, holds: "yes" },
+  ];
+  for (const c of cases) assert.equal(verdicts(c.rows)[c.claim], c.holds, c.why);
+  const both = table1ClaimsBoth(table1(rows));
+  assert.equal(both.length, 7);
+  assert.match(both[0].ours_best, /^next lowest: LoRA r=16 65\.20 ± 0\.14 vs All 25\.20 ± 0\.14: \+40\.00 ± 0\.\d\d \(2 SE\)$/);
+  assert.match(both[1].ours_best, /^closest pair: Block p=4 72\.40 .* vs LoRA r=4 67\.00 /);
+  assert.match(both[3].ours_last, /^LoRA r=8 88\.20 ± 0\.14 vs All 88\.00 ± 0\.14: \+0\.20/);
+  const missing = table1Claims(table1(rows.filter((r) => !String(r.method).startsWith("Block"))));
+  assert.deepEqual(missing.map((c) => c.holds), ["yes", "not measured", "not measured", "yes", "not measured", "not measured", "yes"], "without Block rows the Block claims are not measured");
+  // Runs stored before the image counts were recorded: no claim is judged without its noise.
+  const old = rows.map(({ test_images, retention_queries, ...r }) => r);
+  assert.ok(verdicts(old).every((v) => v === "not measured"), verdicts(old).join(", "));
+});
+
+test("Table 1 checks: the frozen backbone keeps the source model's retention; counted parameters are the plan's", () => {
   const rows = paperLike();
-  const holds = (rs: SweepRow[], which: "best" | "last" = "best") => table1Claims(table1(rs), sourceRetention(rs), which).map((c) => c.holds);
-  // Linear is 0.2 points off the source model here: that claim (within 0.01) does not hold; the rest do.
-  assert.deepEqual(holds(rows), ["yes", "no", "yes", "yes", "yes", "yes", "yes", "yes"]);
-  const exactLinear = rows.map((r) => (r.method === "Linear" ? { ...r, retention_knn20: 0.6594 } : r));
-  assert.equal(holds(exactLinear)[1], "yes", "Linear at the source model's retention, to 0.01 points");
-  const allNotLowest = rows.map((r) => (r.method === "All" ? { ...r, retention_knn20_best: 0.7, retention_knn20: 0.7 } : r));
-  assert.equal(holds(allNotLowest)[0], "no");
-  const loraAboveBlock = rows.map((r) => (r.method === "LoRA r=4" ? { ...r, retention_knn20_best: 0.8 } : r));
-  assert.equal(holds(loraAboveBlock)[2], "no");
-  const ranksUp = rows.map((r) => (r.method === "LoRA r=16" ? { ...r, retention_knn20_best: 0.7 } : r));
-  assert.equal(holds(ranksUp)[7], "no");
-  const both = claimsBoth(table1Claims(table1(rows), 65.94, "best"), table1Claims(table1(rows), 65.94, "last"));
-  assert.equal(both.length, 8);
-  assert.match(both[0].ours_best, /^All 25\.20 ± 1\.41 \(next lowest: LoRA r=16 65\.20/);
-  assert.match(both[0].ours_last, /^All 25\.00 ± 1\.41/);
-  const missing = table1Claims(table1(rows.filter((r) => !String(r.method).startsWith("Block"))), 65.94);
-  assert.equal(missing[2].holds, "not measured", "without Block rows the Block claims are not measured");
+  const planned = rows.map((r) => ({ id: r.id, trainable: 100 }));
+  const passes = (rs: SweepRow[], pl = planned) => table1Checks(table1(rs), sourceRetention(rs), pl, rs).map((c) => c.passes);
+  // Linear is 0.2 points off the source model in paperLike: a frozen backbone cannot do that.
+  assert.deepEqual(passes(rows), ["no", "yes"]);
+  const frozen = edit(rows, "Linear", { retention_knn20: 0.6594, retention_knn20_best: 0.6594 });
+  assert.deepEqual(passes(frozen), ["yes", "yes"]);
+  assert.match(table1Checks(table1(frozen), 65.94, planned, frozen)[1].measured, /^21 of 21 runs$/);
+  const offByOne = planned.map((p) => (p.id === "LoRA r=8-1" ? { ...p, trainable: 101 } : p));
+  assert.deepEqual(passes(frozen, offByOne), ["yes", "no"]);
+  assert.match(table1Checks(table1(frozen), 65.94, offByOne, frozen)[1].measured, /20 of 21 runs; differ: LoRA r=8-1$/);
+  assert.deepEqual(passes(frozen.filter((r) => r.method !== "Linear")), ["not measured", "yes"]);
 });
 
 test("the headline: relative loss after 10 iterations, per reading; ordering at the last step; flat linear", () => {
@@ -148,7 +180,28 @@ test("noise: the standard error of an accuracy, and a difference judged at two o
   assert.equal(exceeds(at(58), at(60)), false);
   assert.equal(exceeds(at(59.5), at(60), -1), "within noise", "within 1 point, but not by two SE");
   assert.equal(exceeds(at(60.5, 1e6), at(60, 1e6), -1), true, "a large test set resolves it");
-  assert.throws(() => exceeds(at(60, NaN), at(59)), /standard error is not finite/);
+  assert.throws(() => exceeds(at(60, NaN), at(59)), /standard error is not finite \(n = NaN images and n = 5000 images\)/);
+  // The mean of two accuracies on separate image sets halves their binomial terms in quadrature.
+  const avg = average(at(60), at(60), { mean: 60, std: 0 });
+  assert.ok(Math.abs(avg.se - Math.hypot(0.6928, 0.6928) / 2) < 1e-4);
+  assert.equal(exceeds({ ...avg, mean: 61 }, avg), "within noise", "1 point against 2 SE of 1.39");
+  assert.equal(exceeds({ ...avg, mean: 61.5 }, avg), true);
+});
+
+test("verdicts combined: every comparison must hold, or one of them", () => {
+  const cases: [readonly (Verdict | undefined)[], Verdict | undefined, Verdict | undefined][] = [
+    [[true, true], true, true],
+    [[true, "within noise"], "within noise", true],
+    [[true, false, "within noise"], false, true],
+    [[false, "within noise"], false, "within noise"],
+    [[false, false], false, false],
+    [[true, undefined], undefined, undefined],
+    [[], undefined, undefined],
+  ];
+  for (const [vs, all, one] of cases) {
+    assert.equal(every(vs), all, `every(${vs.join(", ")})`);
+    assert.equal(some(vs), one, `some(${vs.join(", ")})`);
+  }
 });
 
 /** A lambda sweep's rows: references and selective runs, fractions, on `n` test images. */

@@ -14,7 +14,7 @@ const TAG_FIELDS_SKIP = new Set(["status", "error", "describe"]);
 /** One row per (run, retention step) of the finished runs among `rows`. */
 export function curveRows(rows: Rows, opts: { root?: string; keep?: string[] } = {}): CurveRow[] {
   const root = opts.root ?? runsRoot();
-  const keep = opts.keep ?? ["method", "schedule", "target", "seed", "lr"];
+  const keep = opts.keep ?? ["method", "schedule", "target", "seed", "lr", "retention_queries"];
   const out: CurveRow[] = [];
   for (const r of rowsOf(rows)) {
     if (r.status === "failed" || typeof r.id !== "string") continue;

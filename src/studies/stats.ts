@@ -76,6 +76,19 @@ export function average(a: Accuracy, b: Accuracy, perSeed: { mean: number; std: 
   return { mean: perSeed.mean, std: perSeed.std, seeds: a.seeds, se: Math.hypot(binomial, seedSe({ std: perSeed.std, seeds: a.seeds })) };
 }
 
+/**
+ * The relative loss (percent) from `before` to `after`, 100 (before - after) / before, with its
+ * error to first order (the two taken as independent, as `differenceSe`).
+ */
+export function relativeLoss(before: Accuracy, after: Accuracy): Estimate {
+  const ratio = after.mean / before.mean;
+  const se = (100 * Math.hypot(accuracySe(after), ratio * accuracySe(before))) / before.mean;
+  return { mean: 100 * (1 - ratio), std: 0, seeds: after.seeds, se };
+}
+
+/** A number the paper states, as an estimate without error (a threshold to compare with). */
+export const exact = (mean: number): Estimate => ({ mean, std: 0, seeds: 1, se: 0 });
+
 /** What a claim compares: one accuracy, or an estimate that carries its own error. */
 export type Measured = Accuracy | Estimate;
 

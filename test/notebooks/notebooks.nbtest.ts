@@ -135,6 +135,9 @@ const OUTPUT_TABLES: Record<string, [string, string[]]> = {
   "05-clip": ["clip.csv", ["method", "id_top1", "ood_mean", "zeroshot_mean", "forgetting"]],
 };
 
+/** How many checks of the implementation each study's checks.csv holds. */
+const CHECKS: Record<string, number> = { "01-forgetting-curve": 1, "02-table1": 2, "04-selective-lora": 3, "05-clip": 2 };
+
 function inlinePngs(nb: Notebook): number {
   return nb.cells.flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "display_data" && "image/png" in o.data)).length;
 }
@@ -159,11 +162,11 @@ describe("every notebook runs at the smoke preset", { concurrency: 1 }, () => {
         const header = fs.readFileSync(path.join(path.dirname(out), spec[0]), "utf8").split("\n")[0].split(",");
         for (const col of spec[1]) assert.ok(header.includes(col), `${spec[0]} has column ${col} (has ${header.join(", ")})`);
       }
-      // Table 1's runs and Paper B's trained models carry checks of the implementation: every one passes, none unmeasured.
-      const checks = path.join(path.dirname(out), "checks.csv");
-      if (["02-", "04-", "05-"].some((p) => stem.startsWith(p))) {
-        const passes = fs.readFileSync(checks, "utf8").trim().split("\n").slice(1).map((l) => l.split(",").at(-1));
-        assert.ok(passes.length >= 2 && passes.every((p) => p === "yes"), `${stem}: checks ${passes.join(", ")}`);
+      // Every study but 03 carries checks of the implementation: each one there, each passes, none unmeasured.
+      const expected = CHECKS[stem];
+      if (expected !== undefined) {
+        const passes = fs.readFileSync(path.join(path.dirname(out), "checks.csv"), "utf8").trim().split("\n").slice(1).map((l) => l.split(",").at(-1));
+        assert.ok(passes.length === expected && passes.every((p) => p === "yes"), `${stem}: ${expected} checks expected, got ${passes.join(", ")}`);
       }
       assert.doesNotMatch(fs.readFileSync(out, "utf8"), new RegExp(REPO_ROOT.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")), "no machine-specific paths in the outputs");
     });

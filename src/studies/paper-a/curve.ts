@@ -3,8 +3,8 @@
 // its warm-up, and a constant learning rate without warm-up), with LoRA, block expansion and
 // linear beside it; and its claims, computed from the curve.
 import { CurvePoint, CurveRow, curveStats } from "../forgetting";
-import { Claim, claim } from "../rows";
-import { round } from "../stats";
+import { Check, Claim, check, claim, f2, versus } from "../rows";
+import { Accuracy, exact, exceeds, mean, relativeLoss, round } from "../stats";
 import { HEADLINE } from "./published";
 
 /** The curve's groups: "All (constant)", "LoRA r=8", ...: the method, and the schedule where it varies. */
@@ -23,46 +23,62 @@ export function curveTable(points: readonly CurvePoint[]): Record<string, string
   return points.map((p) => ({ curve: p.group, step: p.step, retention_knn20: round(100 * p.mean), retention_knn20_std: round(100 * p.std), seeds: p.n }));
 }
 
-/** Relative loss of retention at `step` against step 0: (r0 - r_step) / r0. */
-function relativeLoss(points: readonly CurvePoint[], group: string, step: number): { r0: number; r: number; loss: number } | undefined {
-  const at = (s: number) => points.find((p) => p.group === group && p.step === s)?.mean;
-  const r0 = at(0), r = at(step);
-  if (r0 === undefined || r === undefined) return undefined;
-  return { r0: 100 * r0, r: 100 * r, loss: (r0 - r) / r0 };
+/** A curve's retention at `step` (percent) with its noise: the seeds' mean and spread, the queries scored. */
+function at(points: readonly CurvePoint[], group: string, step: number, queries: number): Accuracy | undefined {
+  const p = points.find((x) => x.group === group && x.step === step);
+  return p && { mean: 100 * p.mean, std: 100 * p.std, seeds: p.n, n: queries };
 }
 
-/** The headline claim under each reading, and the ordering at the last step. */
+/**
+ * The headline claim under each reading, and the ordering at the last step. Each is judged at two
+ * standard errors (the queries' binomial noise and the seeds' spread), as in 02-04: "within
+ * noise" where this preset cannot tell.
+ */
 export function curveClaims(curve: readonly CurveRow[]): Claim[] {
   const rows = curveGroups(curve);
   const points = curveStats(rows, ["curve"]);
   const groups = [...new Set(points.map((p) => p.group))];
+  // Images each retention point was scored on (NaN for runs stored before they were recorded).
+  const queries = (g: string) => mean(rows.filter((r) => r.curve === g).map((r) => (typeof r.retention_queries === "number" ? r.retention_queries : NaN)));
   const out: Claim[] = [];
   for (const g of groups.filter((x) => x.startsWith("All"))) {
-    const l = relativeLoss(points, g, HEADLINE.iterations);
+    const r0 = at(points, g, 0, queries(g)), r = at(points, g, HEADLINE.iterations, queries(g));
+    const loss = r0 && r ? relativeLoss(r0, r) : undefined;
+    const judged = loss && Number.isFinite(loss.se);
     out.push(claim(
       `Full fine-tuning loses over ${100 * HEADLINE.relativeLoss}% of its source k-NN accuracy after ${HEADLINE.iterations} iterations: ${g}`,
       "over 70% (IN-1k 20-NN, reading not published)",
-      l ? `${l.r0.toFixed(2)} -> ${l.r.toFixed(2)}: ${(100 * l.loss).toFixed(1)}% lost` : "not measured at that step",
-      l ? l.loss > HEADLINE.relativeLoss : undefined,
+      r0 && r && loss ? `${f2(r0.mean)} -> ${f2(r.mean, r.std)}: ${loss.mean.toFixed(1)}%${judged ? ` ± ${(2 * loss.se).toFixed(1)}% (2 SE)` : ""} lost${judged ? "" : " (image counts not recorded: noise not judged)"}` : "not measured at that step",
+      loss && judged ? exceeds(loss, exact(100 * HEADLINE.relativeLoss)) : undefined,
     ));
   }
   const last = Math.max(...points.map((p) => p.step));
-  const at = (g: string) => points.find((p) => p.group === g && p.step === last)?.mean;
   const all = groups.find((g) => g.startsWith("All") && !g.includes("constant")) ?? groups.find((g) => g.startsWith("All"));
   for (const g of groups.filter((x) => x.startsWith("LoRA") || x.startsWith("Block"))) {
-    const a = all ? at(all) : undefined, b = at(g);
+    const a = all ? at(points, all, last, queries(all)) : undefined, b = at(points, g, last, queries(g));
+    const c = a && b && all ? versus(b, a, all) : undefined;
     out.push(claim(
       `${g} forgets less than full fine-tuning (retention after ${last} iterations)`,
       g.startsWith("LoRA") ? "LoRA 65.06-66.82 vs All 25.24 (Table 1)" : "Block 72.28-75.75 vs All 25.24 (Table 1)",
-      a !== undefined && b !== undefined ? `${(100 * b).toFixed(2)} vs ${all} ${(100 * a).toFixed(2)}` : "n/a",
-      a !== undefined && b !== undefined ? b > a : undefined,
+      c?.ours ?? "n/a",
+      c?.holds,
     ));
   }
-  const lin = groups.find((g) => g.startsWith("Linear"));
-  if (lin) {
-    const ps = points.filter((p) => p.group === lin);
-    const spread = Math.max(...ps.map((p) => p.mean)) - Math.min(...ps.map((p) => p.mean));
-    out.push(claim("Linear probing does not forget: its curve is flat (frozen backbone)", "76.11 vs 76.1", `max - min over the curve: ${(100 * spread).toFixed(4)} points`, 100 * spread <= 0.01));
-  }
   return out;
+}
+
+/** Retention may move by float rounding only when the backbone is frozen. */
+export const FLAT_TOLERANCE = 0.01;
+
+/** What the curve must show by construction: the linear probe's frozen backbone keeps its retention at every step. */
+export function curveChecks(curve: readonly CurveRow[]): Check[] {
+  const points = curveStats(curveGroups(curve), ["curve"]);
+  const lin = [...new Set(points.map((p) => p.group))].find((g) => g.startsWith("Linear"));
+  const ps = points.filter((p) => p.group === lin);
+  const spread = ps.length ? 100 * (Math.max(...ps.map((p) => p.mean)) - Math.min(...ps.map((p) => p.mean))) : NaN;
+  return [check(
+    `The linear probe's curve is flat (frozen backbone), to within ${FLAT_TOLERANCE} points`,
+    ps.length ? `max - min over ${ps.length} steps: ${spread.toFixed(4)} points` : "n/a",
+    ps.length ? spread <= FLAT_TOLERANCE : undefined,
+  )];
 }

@@ -85,7 +85,21 @@ function adapterFields(out: Record<string, Cell>, a: AdapterReport | undefined):
 }
 
 export function resultFields(o: StudyOutcome): Record<string, Cell> {
-  return o.kind === "clip" ? clipResults(o.out.results) : vitResults(o.out.results);
+  return { ...(o.kind === "clip" ? clipResults(o.out.results) : vitResults(o.out.results)), ...provenanceFields(o.out.run) };
+}
+
+/**
+ * Where a run's numbers come from, from its record: the commit of each attempt (short; "-dirty"
+ * with uncommitted changes) and the backend it trained on, in order, each once (a resumed run
+ * can have several).
+ */
+function provenanceFields(run: Run): Record<string, Cell> {
+  const attempts = run.record()?.attempts ?? [];
+  const distinct = (xs: readonly (string | null | undefined)[]) => [...new Set(xs.filter((x): x is string => !!x))].join(" ") || null;
+  return {
+    commit: distinct(attempts.map((a) => a.git?.commit && `${a.git.commit.slice(0, 7)}${a.git.dirty ? "-dirty" : ""}`)),
+    backend: distinct(attempts.map((a) => a.backend?.tfBackend)),
+  };
 }
 
 /**
@@ -93,7 +107,7 @@ export function resultFields(o: StudyOutcome): Record<string, Cell> {
  * that a table whose runs all failed still has its columns (and shows why in its error column).
  */
 function emptyResults(c: StudyConfig): Record<string, Cell> {
-  const out: Record<string, Cell> = { trainable: null, target_top1_last: null, target_top1_best: null, best_step: null, train_seconds: null, describe: null };
+  const out: Record<string, Cell> = { trainable: null, target_top1_last: null, target_top1_best: null, best_step: null, train_seconds: null, describe: null, commit: null, backend: null };
   const k = c.strategy.kind;
   if (k === "lora" || k === "selective-lora") Object.assign(out, { sites: null, macs: null, macs_unmerged: null, macs_base: null });
   if (k === "selective-lora") Object.assign(out, { active_share: null, active_sites: null });

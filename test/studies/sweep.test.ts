@@ -11,6 +11,7 @@ import { sweep, plan, Variant } from "../../src/studies/sweep";
 import { curveRows, curveStats } from "../../src/studies/forgetting";
 import { rowsOf } from "../../src/studies/rows";
 import { Run } from "../../src/runs/store";
+import { gitState } from "../../src/runtime/record";
 
 const dir = tempDir("sweep-test");
 process.env.STUDY_DATA_DIR = path.join(dir, "data");
@@ -66,6 +67,10 @@ test("a sweep: rows per variant, retention at its steps, best checkpoint, failur
   for (const k of ["target_top1_best", "target_top1_last", "retention_knn1", "retention_knn1_best"]) {
     assert.deepEqual(again.slice(0, 3).map((r) => r[k]), rows.slice(0, 3).map((r) => r[k]), `${k} reused`);
   }
+  // Each row says where its numbers came from: the commit its run trained at (reused: still that one) and the backend.
+  const git = gitState();
+  const commit = git.commit ? `${git.commit.slice(0, 7)}${git.dirty ? "-dirty" : ""}` : null;
+  assert.deepEqual([...rows, ...again].slice(0, 7).map((r) => [r.commit, r.backend]), [...Array(7)].map((_, i) => (i === 3 ? [null, null] : [commit, "cpu"])));
   assert.deepEqual((plan(base, variants, { root }).array("status") as string[]).slice(0, 3), ["finished", "finished", "finished"]);
   assert.ok(fs.existsSync(path.join(root, String(rows[0].id), "best")), "the best checkpoint is kept beside the run");
 });

@@ -73,6 +73,10 @@ function clipResults(r: ClipOutcome["results"]): Record<string, Cell> {
   };
   for (const [k, v] of Object.entries(r.ood)) out[`ood:${k}`] = v;
   for (const [k, v] of Object.entries(r.zeroShot)) out[`zeroshot:${k}`] = v;
+  // Image counts beside the accuracies they score (absent in runs stored before they were recorded).
+  out.test_images = num(r.testImages);
+  for (const [k, v] of Object.entries(r.images?.ood ?? {})) out[`ood_images:${k}`] = v;
+  for (const [k, v] of Object.entries(r.images?.zeroShot ?? {})) out[`zeroshot_images:${k}`] = v;
   adapterFields(out, r.adapter);
   return out;
 }

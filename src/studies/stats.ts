@@ -67,33 +67,42 @@ export interface Estimate {
 }
 
 /**
- * The mean over seeds of (a + b) / 2, two accuracies scored on separate image sets (Table 1's
- * mean of target and retention): `perSeed` is that mean and the seeds' spread of it. Its binomial
- * terms add in quadrature and halve; the seeds' part is the spread of the per-seed averages.
+ * The mean of accuracies on separate image sets (a mean over retention sets), per seed averaged:
+ * `perSeed` is that mean and the seeds' spread of it; the binomial terms add in quadrature over
+ * the sets' count squared.
  */
-export function average(a: Accuracy, b: Accuracy, perSeed: { mean: number; std: number }): Estimate {
-  const binomial = Math.hypot(binomialSe(a), binomialSe(b)) / 2;
-  return { mean: perSeed.mean, std: perSeed.std, seeds: a.seeds, se: Math.hypot(binomial, seedSe({ std: perSeed.std, seeds: a.seeds })) };
+export function meanOfSets(sets: readonly Accuracy[], perSeed: { mean: number; std: number; seeds: number }): Estimate {
+  const binomial = Math.hypot(...sets.map(binomialSe)) / sets.length;
+  return { ...perSeed, se: Math.hypot(binomial, seedSe(perSeed)) };
 }
 
 /**
- * The relative loss (percent) from `before` to `after`, 100 (before - after) / before, with its
- * error to first order (the two taken as independent, as `differenceSe`).
+ * The mean over seeds of (a + b) / 2, two accuracies scored on separate image sets (Table 1's
+ * mean of target and retention): `perSeed` is that mean and the seeds' spread of it.
  */
-export function relativeLoss(before: Accuracy, after: Accuracy): Estimate {
-  const ratio = after.mean / before.mean;
-  const se = (100 * Math.hypot(accuracySe(after), ratio * accuracySe(before))) / before.mean;
-  return { mean: 100 * (1 - ratio), std: 0, seeds: after.seeds, se };
-}
-
-/** A number the paper states, as an estimate without error (a threshold to compare with). */
-export const exact = (mean: number): Estimate => ({ mean, std: 0, seeds: 1, se: 0 });
+export const average = (a: Accuracy, b: Accuracy, perSeed: { mean: number; std: number }): Estimate => meanOfSets([a, b], { ...perSeed, seeds: a.seeds });
 
 /** What a claim compares: one accuracy, or an estimate that carries its own error. */
 export type Measured = Accuracy | Estimate;
 
 const seOf = (x: Measured) => ("se" in x ? x.se : accuracySe(x));
 const noiseOf = (x: Measured) => ("se" in x ? `SE ${x.se}` : `n = ${x.n} images`);
+
+/**
+ * The relative loss (percent) from `before` to `after`, 100 (before - after) / before, with its
+ * error to first order (the two taken as independent, as `differenceSe`).
+ */
+export function relativeLoss(before: Measured, after: Measured): Estimate {
+  const ratio = after.mean / before.mean;
+  const se = (100 * Math.hypot(seOf(after), ratio * seOf(before))) / before.mean;
+  return { mean: 100 * (1 - ratio), std: 0, seeds: after.seeds, se };
+}
+
+/** k times an estimate (a share of a loss: "within a quarter of FLYP's"). */
+export const scaled = (x: Measured, k: number): Estimate => ({ mean: k * x.mean, std: k * x.std, seeds: x.seeds, se: k * seOf(x) });
+
+/** A number the paper states, as an estimate without error (a threshold to compare with). */
+export const exact = (mean: number): Estimate => ({ mean, std: 0, seeds: 1, se: 0 });
 
 /** The standard error (points) of a - b, the two taken as independent. */
 export function differenceSe(a: Measured, b: Measured): number {

@@ -132,7 +132,7 @@ const OUTPUT_TABLES: Record<string, [string, string[]]> = {
   "02-table1": ["table1.csv", ["method", "trainable", "target_top1_best", "target_top1_last", "retention_knn20", "mean", "target_top1_best_std", "retention_knn20_std"]],
   "03-targets": ["targets.csv", ["target", "method", "target_top1_best", "retention_knn20"]],
   "04-selective-lora": ["lambda_sweep.csv", ["lambda", "seed", "active_share", "target_top1", "retention_knn20", "macs"]],
-  "05-clip": ["clip.csv", ["method", "id_top1", "ood_mean", "zeroshot_mean", "forgetting"]],
+  "05-clip": ["clip.csv", ["method", "id_top1", "ood_mean", "zeroshot_mean", "forgetting", "forgetting_se", "test_images"]],
 };
 
 /** How many checks of the implementation each study's checks.csv holds. */

@@ -261,16 +261,29 @@ test("the lambda sweep's checks fail when the inference form costs or computes s
   assert.equal(passes(unrecorded)[1], "not measured");
 });
 
-test("CLIP: forgetting is the relative loss of mean zero-shot accuracy; LoRA's is judged against FLYP's", () => {
-  const r = (method: string, zs: number, extra: SweepRow = {}): SweepRow => ({ method, seed: 0, status: "trained", id: method, target_top1_best: 0.8, target_top1_last: 0.79, "zeroshot:a": zs, "zeroshot:b": zs, ...extra });
-  const rows = (lora: number) => [r("Zero-shot", 0.6), r("FLYP (full)", 0.5), r("LoRA r=8", lora), r("Selective LoRA r=8 lambda=0.1", 0.57, { active_share: 0.05 })];
-  const verdict = (lora: number) => clipClaims(clipTable(rows(lora)))[1];
+test("CLIP: forgetting is the relative loss of mean zero-shot accuracy, with its error; LoRA's is judged against FLYP's", () => {
+  const counts = (n: number): SweepRow => ({ test_images: n, "zeroshot_images:a": n, "zeroshot_images:b": n });
+  const r = (method: string, zs: number, n: number, extra: SweepRow = {}): SweepRow => ({ method, seed: 0, status: "trained", id: method, target_top1_best: 0.8, target_top1_last: 0.79, "zeroshot:a": zs, "zeroshot:b": zs, ...counts(n), ...extra });
+  const rows = (lora: number, n = 1e6) => [r("Zero-shot", 0.6, n), r("FLYP (full)", 0.5, n), r("LoRA r=8", lora, n), r("Selective LoRA r=8 lambda=0.1", 0.57, n, { active_share: 0.05 })];
+  const verdicts = (lora: number, n?: number) => clipClaims(clipTable(rows(lora, n))).map((c) => c.holds);
   // FLYP loses (0.6 - 0.5) / 0.6 = 16.67%; LoRA at 0.49 loses 18.33% (x 1.10): about as much.
-  assert.equal(clipTable(rows(0.49)).find((x) => x.method.startsWith("FLYP"))!.forgetting, 16.67);
-  assert.equal(verdict(0.49).holds, "yes");
-  assert.match(verdict(0.49).ours, /^18\.33% lost vs FLYP 16\.67%: x 1\.10$/);
-  assert.equal(verdict(0.58).holds, "no", "3.33% lost is a fifth of FLYP's, not about as much");
-  assert.equal(verdict(0.4).holds, "no", "33% lost is twice FLYP's");
-  const c = clipClaims(clipTable(rows(0.49)));
-  assert.deepEqual(c.map((x) => x.holds), ["yes", "yes", "yes", "yes", "yes"]);
+  const flyp = (n: number) => clipTable(rows(0.49, n)).find((x) => x.method.startsWith("FLYP"))!;
+  assert.equal(flyp(1e6).forgetting, 16.67);
+  // On 1,000 images per set: each zero-shot mean has an SE of sqrt(p(1-p)/1000)/sqrt(2); the loss, both of theirs.
+  assert.equal(flyp(1000).forgetting_se, round2((100 * Math.hypot(Math.sqrt(0.25 / 1000) * 100 / Math.SQRT2, (5 / 6) * Math.sqrt(0.24 / 1000) * 100 / Math.SQRT2)) / 60));
+  assert.deepEqual(verdicts(0.49), ["yes", "yes", "yes", "yes", "yes"]);
+  assert.match(clipClaims(clipTable(rows(0.49)))[1].ours, /^18\.33% ± 0\.\d\d \(2 SE\) lost vs FLYP 16\.67% ± 0\.\d\d \(2 SE\): x 1\.10$/);
+  const cases: { why: string; lora: number; n?: number; claim: number; holds: string }[] = [
+    { why: "3.33% lost is a fifth of FLYP's, not about as much", lora: 0.58, claim: 1, holds: "no" },
+    { why: "33% lost is twice FLYP's", lora: 0.4, claim: 1, holds: "no" },
+    { why: "LoRA forgets less than selective LoRA", lora: 0.59, claim: 2, holds: "no" },
+    { why: "on 1,000 images per set, 18.33% inside a quarter of FLYP's 16.67% cannot be told", lora: 0.49, n: 1000, claim: 1, holds: "within noise" },
+    { why: "on 1,000 images per set, selective's 5% against LoRA's 18% still can", lora: 0.49, n: 1000, claim: 2, holds: "yes" },
+    { why: "on 100 images per set, not even that", lora: 0.49, n: 100, claim: 2, holds: "within noise" },
+    { why: "the same accuracies in distribution: within 1 point at a million images", lora: 0.49, claim: 4, holds: "yes" },
+    { why: "the same accuracies in distribution: on 100 images, within noise", lora: 0.49, n: 100, claim: 4, holds: "within noise" },
+    { why: "runs stored before the image counts", lora: 0.49, n: NaN, claim: 0, holds: "not measured" },
+  ];
+  for (const c of cases) assert.equal(verdicts(c.lora, c.n)[c.claim], c.holds, c.why);
+  assert.match(clipClaims(clipTable(rows(0.49, NaN)))[0].ours, /^16\.67% lost \(image counts not recorded: noise not judged\)$/);
 });

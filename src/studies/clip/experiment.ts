@@ -43,6 +43,9 @@ export interface ClipResults {
   /** Top-1 per OOD set and per zero-shot retention set, at the last step (by label). */
   ood: Record<string, number>;
   zeroShot: Record<string, number>;
+  /** Images each accuracy was scored on: the in-distribution test set, each OOD and zero-shot set (runs stored before have none). */
+  testImages?: number;
+  images?: { ood: Record<string, number>; zeroShot: Record<string, number> };
   trainSeconds: number;
   steps: number;
   finalTrainLoss: number;
@@ -189,8 +192,10 @@ export async function runClipExperiment(input: ClipExperimentConfig, opts: ClipR
   }
   if (last === undefined) throw new Error(`${run.id}: the trainer did not evaluate the final step ${steps}`);
   const final = last;
+  const images: NonNullable<ClipResults["images"]> = { ood: {}, zeroShot: {} };
   const evalSet = async (set: EvalSet, ood: boolean): Promise<number> => {
     const ds = await cachedDataset(set.dataset);
+    (ood ? images.ood : images.zeroShot)[set.label] = ds.size;
     const names = ood ? oodClassMap(ds, testSet).map((i) => classnames[i]) : promptNames(set.classnames ?? "dataset", ds);
     const cls = zeroShotClassifier(clip, tokenizer, names, promptTemplates(set.templates ?? config.prompts.templates));
     try { return (await zeroShotAccuracy(clip, cls, ds, evalOpts)).top1; } finally { cls.weights.dispose(); }
@@ -205,7 +210,7 @@ export async function runClipExperiment(input: ClipExperimentConfig, opts: ClipR
   const adapter = p.adapter ? { ...(await adapterGates(p.adapter, clip.visual)), ...(await inferenceForm(p.adapter, clip.visual, testSet, config.data.evalTransform)) } : undefined;
   const results: ClipResults = {
     top1: final, top1Best: best.step > 0 ? best.top1 : final, bestStep: best.step > 0 ? best.step : steps, ood: oodTop1, zeroShot: zs,
-    trainSeconds: (Date.now() - t0) / 1000, steps: result.steps, finalTrainLoss: result.finalLoss,
+    testImages: testSet.size, images, trainSeconds: (Date.now() - t0) / 1000, steps: result.steps, finalTrainLoss: result.finalLoss,
     trainable: p.trainable.reduce((a, v) => a + v.size, 0), describe: p.describe, weights, adapter,
   };
   run.appendMetrics({ kind: "final", step: result.steps, top1: final, ...Object.fromEntries(Object.entries(oodTop1).map(([k, v]) => [`ood/${k}`, v])), ...Object.fromEntries(Object.entries(zs).map(([k, v]) => [`zeroshot/${k}`, v])) });

@@ -20,8 +20,8 @@ import type { ClipExperimentConfig, ClipStrategy, EvalSet } from "../clip/config
 import { MissingInputsError, missingInputs } from "../inputs";
 import type { Preset } from "../presets";
 import { pick } from "../presets";
-import { Claim, Rows, claim, finished, val } from "../rows";
-import { groupRows, mean, round, std } from "../stats";
+import { Claim, Rows, claim, finished, val, versus } from "../rows";
+import { Accuracy, Estimate, Verdict, every, exact, exceeds, groupRows, mean, meanOfSets, relativeLoss, round, scaled, std } from "../stats";
 import { expand } from "../sweep";
 import type { SweepRow, Variant } from "../sweep";
 import { ALL_LINEARS } from "./recipe";
@@ -157,25 +157,42 @@ export interface ClipRow {
   /** Relative loss of mean zero-shot accuracy against the pretrained model's, percent. */
   forgetting: number;
   forgetting_std: number;
+  /** Standard errors (points) of the zero-shot mean and of forgetting: the sets' binomial noise and the seeds' spread (NaN without image counts). */
+  zeroshot_mean_se: number;
+  forgetting_se: number;
+  id_top1_std: number;
+  /** In-distribution test images (NaN for runs stored before they were recorded). */
+  test_images: number;
   active_share: number;
   [set: string]: string | number;
 }
 
-/** One row per method: ID top-1 (best on test and last), each OOD and retention set, their means, forgetting. */
+/** One row per method: ID top-1 (best on test and last), each OOD and retention set, their means, forgetting, with their errors. */
 export function clipTable(rows: Rows): ClipRow[] {
   const done = finished(rows);
   const sets = (prefix: string) => [...new Set(done.flatMap((r) => Object.keys(r).filter((k) => k.startsWith(prefix))))];
   const ood = sets("ood:"), zs = sets("zeroshot:");
   const zsMean = (r: SweepRow) => mean(zs.map((k) => val(r, k)));
-  const zero = done.find((r) => r.method === "Zero-shot");
-  const z0 = zero ? zsMean(zero) : NaN;
+  // Mean zero-shot accuracy of a method's runs (percent) with its error: each set's binomial noise, the seeds' spread.
+  const zsEstimate = (rs: SweepRow[]): Estimate => {
+    const perSeed = rs.map((r) => 100 * zsMean(r));
+    const accs = zs.map((k) => ({ mean: 100 * mean(rs.map((r) => val(r, k))), std: 0, seeds: 1, n: mean(rs.map((r) => val(r, `zeroshot_images:${k.slice("zeroshot:".length)}`))) }));
+    return meanOfSets(accs, { mean: mean(perSeed), std: std(perSeed), seeds: rs.length });
+  };
+  const zero = done.filter((r) => r.method === "Zero-shot");
+  const z0 = zero.length ? zsEstimate(zero) : undefined;
   return groupRows(done, ["method"]).map(({ key, rows: rs }) => {
     const p = (k: string) => round(100 * mean(rs.map((r) => val(r, k))));
-    const f = rs.map((r) => 100 * (z0 - zsMean(r)) / z0);
+    const z = zsEstimate(rs);
+    const loss = z0 ? relativeLoss(z0, z) : undefined;
+    const f = rs.map((r) => 100 * (1 - zsMean(r) / (z0 ? z0.mean / 100 : NaN)));
     const out: ClipRow = {
       method: String(key.method), seeds: rs.length, id_top1: p("target_top1_best"), id_top1_last: p("target_top1_last"),
-      ood_mean: round(100 * mean(rs.map((r) => mean(ood.map((k) => val(r, k)))))), zeroshot_mean: round(100 * mean(rs.map(zsMean))),
-      forgetting: round(mean(f)), forgetting_std: round(std(f)), active_share: p("active_share"),
+      ood_mean: round(100 * mean(rs.map((r) => mean(ood.map((k) => val(r, k)))))), zeroshot_mean: round(z.mean),
+      forgetting: round(loss?.mean ?? NaN), forgetting_std: round(std(f)),
+      zeroshot_mean_se: round(z.se), forgetting_se: round(loss?.se ?? NaN),
+      id_top1_std: round(std(rs.map((r) => 100 * val(r, "target_top1_best")))), test_images: mean(rs.map((r) => val(r, "test_images"))),
+      active_share: p("active_share"),
     };
     for (const k of [...ood, ...zs]) out[k] = p(k);
     return out;
@@ -190,20 +207,35 @@ export function clipFigure(table: readonly ClipRow[]): Figure {
   };
 }
 
-/** Paper B's CLIP claims, computed from the table. */
+/**
+ * Paper B's CLIP claims, computed from the table. Forgetting and accuracy differences are judged
+ * at two standard errors, as in 02-04: "within noise" where this preset cannot tell.
+ */
 export function clipClaims(table: readonly ClipRow[]): Claim[] {
   const get = (p: string) => table.find((r) => r.method.startsWith(p));
   const flyp = get("FLYP"), lora = get("LoRA"), sel = get("Selective");
-  const f = (r?: ClipRow) => (r ? `${r.forgetting.toFixed(2)}%${r.forgetting_std ? ` ± ${r.forgetting_std.toFixed(2)}` : ""}` : "n/a");
+  const loss = (r: ClipRow): Estimate => ({ mean: r.forgetting, std: r.forgetting_std, seeds: r.seeds, se: r.forgetting_se });
+  const judged = (...rs: ClipRow[]) => rs.every((r) => Number.isFinite(r.forgetting_se));
+  const f = (r?: ClipRow) => (r ? `${r.forgetting.toFixed(2)}%${Number.isFinite(r.forgetting_se) ? ` ± ${(2 * r.forgetting_se).toFixed(2)} (2 SE)` : ""}` : "n/a");
+  const unjudged = " (image counts not recorded: noise not judged)";
+  const text = (ours: string, ...rs: ClipRow[]) => `${ours}${judged(...rs) ? "" : unjudged}`;
+  const verdict = (rs: ClipRow[], v: () => Verdict | undefined) => (judged(...rs) ? v() : undefined);
+  const id = (r: ClipRow): Accuracy => ({ mean: r.id_top1, std: r.id_top1_std, seeds: r.seeds, n: r.test_images });
+  const idCmp = sel && flyp ? versus(id(sel), id(flyp), "FLYP", -1) : undefined;
   return [
-    claim("Full fine-tuning (FLYP) forgets: its mean zero-shot accuracy drops", "16.24% lost on average", `${f(flyp)} lost`, flyp ? flyp.forgetting > 0 : undefined),
+    claim("Full fine-tuning (FLYP) forgets: its mean zero-shot accuracy drops", "16.24% lost on average", flyp ? text(`${f(flyp)} lost`, flyp) : "n/a", flyp ? verdict([flyp], () => exceeds(loss(flyp), exact(0))) : undefined),
     claim(
       "Plain LoRA forgets about as much (its loss within a quarter of FLYP's either way)", "17.12% lost on average (FLYP's x 1.05)",
-      lora && flyp ? `${f(lora)} lost vs FLYP ${f(flyp)}${flyp.forgetting > 0 ? `: x ${(lora.forgetting / flyp.forgetting).toFixed(2)}` : ""}` : `${f(lora)} lost`,
-      lora && flyp ? flyp.forgetting > 0 && Math.abs(lora.forgetting - flyp.forgetting) <= 0.25 * flyp.forgetting : undefined,
+      lora && flyp ? text(`${f(lora)} lost vs FLYP ${f(flyp)}${flyp.forgetting > 0 ? `: x ${(lora.forgetting / flyp.forgetting).toFixed(2)}` : ""}`, lora, flyp) : `${f(lora)} lost`,
+      lora && flyp ? verdict([lora, flyp], () => every([exceeds(loss(flyp), exact(0)), exceeds(scaled(loss(flyp), 1.25), loss(lora)), exceeds(loss(lora), scaled(loss(flyp), 0.75))])) : undefined,
     ),
-    claim("Selective LoRA forgets less than both", "7.31% less", sel && lora && flyp ? `${f(sel)} vs LoRA ${f(lora)}, FLYP ${f(flyp)}` : "n/a", sel && lora && flyp ? sel.forgetting < lora.forgetting && sel.forgetting < flyp.forgetting : undefined),
+    claim(
+      "Selective LoRA forgets less than both", "7.31% less",
+      sel && lora && flyp ? text(`${f(sel)} vs LoRA ${f(lora)}, FLYP ${f(flyp)}`, sel, lora, flyp) : "n/a",
+      sel && lora && flyp ? verdict([sel, lora, flyp], () => every([exceeds(loss(lora), loss(sel)), exceeds(loss(flyp), loss(sel))])) : undefined,
+    ),
+    // A count of gates, not an accuracy: no noise to judge.
     claim("with few blocks active", "6.25% of blocks", sel ? `${sel.active_share.toFixed(2)}%` : "n/a", sel ? sel.active_share <= 10 : undefined),
-    claim("and in-distribution accuracy close to full fine-tuning's (within 1 point)", "(Figure 1)", sel && flyp ? `${sel.id_top1.toFixed(2)} vs ${flyp.id_top1.toFixed(2)}` : "n/a", sel && flyp ? sel.id_top1 >= flyp.id_top1 - 1 : undefined),
+    claim("and in-distribution accuracy close to full fine-tuning's (within 1 point)", "(Figure 1)", idCmp ? `Selective ${idCmp.ours}` : "n/a", idCmp?.holds),
   ];
 }

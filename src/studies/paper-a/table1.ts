@@ -107,7 +107,7 @@ export type Selection = "best" | "last";
 
 
 /** The numbers a claim reads, with their noise: the best-on-test checkpoint's (the paper's) or the last one's. */
-interface Selected { method: string; target: Accuracy; retention: Accuracy; mean: Estimate }
+interface Selected { method: string; target: Accuracy; retention: Accuracy; tradeOff: Estimate }
 
 function select(r: Table1Row, which: Selection): Selected {
   const best = which === "best";
@@ -118,7 +118,7 @@ function select(r: Table1Row, which: Selection): Selected {
     ? { mean: r.retention_knn20_best, std: r.retention_knn20_best_std, seeds: r.seeds, n: r.retention_queries }
     : { mean: r.retention_knn20, std: r.retention_knn20_std, seeds: r.seeds, n: r.retention_queries };
   const perSeed = best ? { mean: r.mean, std: r.mean_std } : { mean: r.mean_last, std: r.mean_last_std };
-  return { method: r.method, target, retention, mean: average(target, retention, perSeed) };
+  return { method: r.method, target, retention, tradeOff: average(target, retention, perSeed) };
 }
 
 /** `c`'s text led by the method it is about: "Block p=4 64.74 vs LoRA r=8 65.75: -1.01 ± 1.93 (2 SE)". */
@@ -179,12 +179,12 @@ export function table1Claims(table: readonly Table1Row[], which: Selection = "be
 
   // The best trade-off is a Block row when one Block row's mean exceeds every other row's.
   const rest = summary.filter((r) => !r.method.startsWith("Block"));
-  const bestBlock = [...blocks].sort((x, y) => y.mean.mean - x.mean.mean)[0], bestRest = [...rest].sort((x, y) => y.mean.mean - x.mean.mean)[0];
+  const bestBlock = [...blocks].sort((x, y) => y.tradeOff.mean - x.tradeOff.mean)[0], bestRest = [...rest].sort((x, y) => y.tradeOff.mean - x.tradeOff.mean)[0];
   push(
     "The best trade-off (mean of target and retention) is a block-expansion row",
     "Block p=3, mean 81.60",
-    bestBlock && bestRest ? `best Block: ${about(bestBlock.method, versus(bestBlock.mean, bestRest.mean, `the best other row, ${bestRest.method},`))}` : undefined,
-    rest.length ? some(blocks.map((b) => every(rest.map((o) => versus(b.mean, o.mean, o.method).holds)))) : undefined,
+    bestBlock && bestRest ? `best Block: ${about(bestBlock.method, versus(bestBlock.tradeOff, bestRest.tradeOff, `the best other row, ${bestRest.method},`))}` : undefined,
+    rest.length ? some(blocks.map((b) => every(rest.map((o) => versus(b.tradeOff, o.tradeOff, o.method).holds)))) : undefined,
   );
 
   const p1 = by.get("Block p=1"), p4 = by.get("Block p=4");

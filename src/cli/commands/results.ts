@@ -152,9 +152,10 @@ export function resultsMarkdown(figuresDir = path.join(REPO_ROOT, "figures"), re
     "Each part is computed from an executed notebook's outputs in `figures/` (its parameters, `runs.csv`,",
     "`claims.csv` and `checks.csv`); `holds` is the notebook's own test of the paper's claim at that preset,",
     "and \"within noise\" means the difference it rests on is inside two standard errors, so this preset",
-    "cannot tell. Checks test the implementation (what a paper states as exact), not the paper, and are",
-    "counted apart. Training time is the sum of each run's `train_seconds`: the attempt that finished it (a",
-    "resumed run's earlier attempts are not counted), on the machine that ran it.",
+    "cannot tell. Checks test the implementation (what a paper states as exact, what holds by",
+    "construction), not the paper, and are counted apart. Training time is the sum of each run's",
+    "`train_seconds`: the attempt that finished it (a resumed run's earlier attempts are not counted), on",
+    "the machine that ran it.",
     "",
     ...parts,
   ].join("\n").trimEnd();

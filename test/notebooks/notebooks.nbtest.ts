@@ -100,6 +100,30 @@ test("an exception no cell catches (tslab's file watcher throws one when files c
   assert.equal(streams(nb, 3), "still alive\n");
 });
 
+test("a package installed (or a hard-linked checkout made) during a cell does not fail the next; an edited source file is still seen", async () => {
+  // Module resolution's watchers scheduled a second rebuild timer, which tslab refuses in the next
+  // cell ("Unexpected pending rebuildTimer"): the kernel preloads environment/jupyter/tslab-watch.cjs.
+  const types = `node_modules/@types/zz-watch-${process.pid}`;
+  const mod = `scratch-watch-${process.pid}`;
+  const file = scratch("watch.ipynb", [
+    [`import * as fs from "fs";\nfs.mkdirSync("${mod}");\nfs.writeFileSync("${mod}/m.ts", "export const v: number = 1;\\n");\nimport { mean } from "./src/studies/stats";`],
+    [`import { v } from "./${mod}/m";\nfs.mkdirSync("${types}"); fs.rmdirSync("${types}");\nfs.linkSync("node_modules/arquero/package.json", "node_modules/arquero/package.json.lnk"); fs.unlinkSync("node_modules/arquero/package.json.lnk");\nfs.writeFileSync("${mod}/m.ts", "export const v: string = \\"two\\";\\n");\nawait new Promise((r) => setTimeout(r, 1500));`],
+    [`import { v as w } from "./${mod}/m";\nconsole.log(mean([3, 5]), w);`],
+  ]);
+  const out = path.join(tmp, "watch-out", "watch.ipynb");
+  try {
+    const r = await runNotebook({ notebook: file, out });
+    assert.ok(r.ok, r.failure ? `cell ${r.failure.index}: ${r.failure.error}` : "");
+    const nb = readNotebook(out);
+    assert.equal(streams(nb, 2), "4 two\n", "the next cell compiles, and sees m.ts as edited");
+    assert.doesNotMatch(JSON.stringify(nb), /rebuildTimer/, "no stray exception either");
+  } finally {
+    fs.rmSync(path.join(REPO_ROOT, mod), { recursive: true, force: true });
+    fs.rmSync(path.join(REPO_ROOT, types), { recursive: true, force: true });
+    fs.rmSync(path.join(REPO_ROOT, "node_modules/arquero/package.json.lnk"), { force: true });
+  }
+});
+
 test("nb.skip ends a headless run early without an error; the later cells do not run", async () => {
   const file = scratch("skips.ipynb", [
     ['const preset = "smoke";', ["parameters"]],

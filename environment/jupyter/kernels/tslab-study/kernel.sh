@@ -11,4 +11,6 @@ if [ ! -x node_modules/.bin/tslab ]; then
   exit 1
 fi
 export STUDY_REPO_ROOT="$root"
-exec node_modules/.bin/tslab kernel --config-path "$1"
+# tslab-watch.cjs: module resolution's file watchers off (a change under node_modules during a long
+# cell would fail the next one; see the file).
+exec node --require "$root/environment/jupyter/tslab-watch.cjs" node_modules/tslab/bin/tslab kernel --config-path "$1"

@@ -79,6 +79,9 @@ export function f2(x: number | undefined, spread?: number): string {
   return x === undefined || !Number.isFinite(x) ? "n/a" : `${x.toFixed(2)}${spread ? ` ± ${spread.toFixed(2)}` : ""}`;
 }
 
+/** What a claim says in place of a verdict when its runs were stored before their image counts were recorded. */
+export const UNJUDGED = "(image counts not recorded: noise not judged)";
+
 /**
  * `a` against `b` (percent): "a vs <name> b: +d ± e (2 SE)", and whether a exceeds b by more than
  * `margin` points at two standard errors of the difference. Runs stored before their image
@@ -88,7 +91,7 @@ export function versus(a: Measured, b: Measured, bName: string, margin = 0): Com
   const se2 = 2 * differenceSe(a, b);
   const d = a.mean - b.mean;
   const head = `${f2(a.mean, a.std)} vs ${bName} ${f2(b.mean, b.std)}: ${d >= 0 ? "+" : ""}${d.toFixed(2)}`;
-  if (!Number.isFinite(se2)) return { ours: `${head} (image counts not recorded: noise not judged)`, holds: undefined };
+  if (!Number.isFinite(se2)) return { ours: `${head} ${UNJUDGED}`, holds: undefined };
   return { ours: `${head} ± ${se2.toFixed(2)} (2 SE)`, holds: exceeds(a, b, margin) };
 }
 

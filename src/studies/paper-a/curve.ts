@@ -3,7 +3,7 @@
 // its warm-up, and a constant learning rate without warm-up), with LoRA, block expansion and
 // linear beside it; and its claims, computed from the curve.
 import { CurvePoint, CurveRow, curveStats } from "../forgetting";
-import { Check, Claim, check, claim, f2, versus } from "../rows";
+import { Check, Claim, UNJUDGED, check, claim, f2, versus } from "../rows";
 import { Accuracy, exact, exceeds, mean, relativeLoss, round } from "../stats";
 import { HEADLINE } from "./published";
 
@@ -48,7 +48,7 @@ export function curveClaims(curve: readonly CurveRow[]): Claim[] {
     out.push(claim(
       `Full fine-tuning loses over ${100 * HEADLINE.relativeLoss}% of its source k-NN accuracy after ${HEADLINE.iterations} iterations: ${g}`,
       "over 70% (IN-1k 20-NN, reading not published)",
-      r0 && r && loss ? `${f2(r0.mean)} -> ${f2(r.mean, r.std)}: ${loss.mean.toFixed(1)}%${judged ? ` ± ${(2 * loss.se).toFixed(1)}% (2 SE)` : ""} lost${judged ? "" : " (image counts not recorded: noise not judged)"}` : "not measured at that step",
+      r0 && r && loss ? `${f2(r0.mean)} -> ${f2(r.mean, r.std)}: ${loss.mean.toFixed(1)}%${judged ? ` ± ${(2 * loss.se).toFixed(1)}% (2 SE)` : ""} lost${judged ? "" : ` ${UNJUDGED}`}` : "not measured at that step",
       loss && judged ? exceeds(loss, exact(100 * HEADLINE.relativeLoss)) : undefined,
     ));
   }

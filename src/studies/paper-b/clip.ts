@@ -20,7 +20,7 @@ import type { ClipExperimentConfig, ClipStrategy, EvalSet } from "../clip/config
 import { MissingInputsError, missingInputs } from "../inputs";
 import type { Preset } from "../presets";
 import { pick } from "../presets";
-import { Claim, Rows, claim, finished, val, versus } from "../rows";
+import { Claim, Rows, UNJUDGED, claim, finished, val, versus } from "../rows";
 import { Accuracy, Estimate, Verdict, every, exact, exceeds, groupRows, mean, meanOfSets, relativeLoss, round, scaled, std } from "../stats";
 import { expand } from "../sweep";
 import type { SweepRow, Variant } from "../sweep";
@@ -217,8 +217,7 @@ export function clipClaims(table: readonly ClipRow[]): Claim[] {
   const loss = (r: ClipRow): Estimate => ({ mean: r.forgetting, std: r.forgetting_std, seeds: r.seeds, se: r.forgetting_se });
   const judged = (...rs: ClipRow[]) => rs.every((r) => Number.isFinite(r.forgetting_se));
   const f = (r?: ClipRow) => (r ? `${r.forgetting.toFixed(2)}%${Number.isFinite(r.forgetting_se) ? ` ± ${(2 * r.forgetting_se).toFixed(2)} (2 SE)` : ""}` : "n/a");
-  const unjudged = " (image counts not recorded: noise not judged)";
-  const text = (ours: string, ...rs: ClipRow[]) => `${ours}${judged(...rs) ? "" : unjudged}`;
+  const text = (ours: string, ...rs: ClipRow[]) => `${ours}${judged(...rs) ? "" : ` ${UNJUDGED}`}`;
   const verdict = (rs: ClipRow[], v: () => Verdict | undefined) => (judged(...rs) ? v() : undefined);
   const id = (r: ClipRow): Accuracy => ({ mean: r.id_top1, std: r.id_top1_std, seeds: r.seeds, n: r.test_images });
   const idCmp = sel && flyp ? versus(id(sel), id(flyp), "FLYP", -1) : undefined;

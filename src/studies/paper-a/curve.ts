@@ -6,6 +6,7 @@ import { CurvePoint, CurveRow, curveStats } from "../forgetting";
 import { Check, Claim, UNJUDGED, check, claim, f2, versus } from "../rows";
 import { Accuracy, exact, exceeds, mean, relativeLoss, round } from "../stats";
 import { HEADLINE } from "./published";
+import { FROZEN_TOLERANCE } from "./table1";
 
 /** The curve's groups: "All (constant)", "LoRA r=8", ...: the method, and the schedule where it varies. */
 export function curveGroups(curve: readonly CurveRow[]): CurveRow[] {
@@ -67,9 +68,6 @@ export function curveClaims(curve: readonly CurveRow[]): Claim[] {
   return out;
 }
 
-/** Retention may move by float rounding only when the backbone is frozen. */
-export const FLAT_TOLERANCE = 0.01;
-
 /** What the curve must show by construction: the linear probe's frozen backbone keeps its retention at every step. */
 export function curveChecks(curve: readonly CurveRow[]): Check[] {
   const points = curveStats(curveGroups(curve), ["curve"]);
@@ -77,8 +75,8 @@ export function curveChecks(curve: readonly CurveRow[]): Check[] {
   const ps = points.filter((p) => p.group === lin);
   const spread = ps.length ? 100 * (Math.max(...ps.map((p) => p.mean)) - Math.min(...ps.map((p) => p.mean))) : NaN;
   return [check(
-    `The linear probe's curve is flat (frozen backbone), to within ${FLAT_TOLERANCE} points`,
+    `The linear probe's curve is flat (frozen backbone), to within ${FROZEN_TOLERANCE} points`,
     ps.length ? `max - min over ${ps.length} steps: ${spread.toFixed(4)} points` : "n/a",
-    ps.length ? spread <= FLAT_TOLERANCE : undefined,
+    ps.length ? spread <= FROZEN_TOLERANCE : undefined,
   )];
 }

@@ -212,7 +212,7 @@ export function table1ClaimsBoth(table: readonly Table1Row[]): ClaimBoth[] {
   return claimsBoth(table1Claims(table, "best"), table1Claims(table, "last"));
 }
 
-/** Retention may differ from the source model's by float rounding only when the backbone is frozen. */
+/** How far (points) a frozen backbone's retention may move (float rounding): Table 1's linear probe, 01's flat curve. */
 export const FROZEN_TOLERANCE = 0.01;
 
 /**

@@ -202,7 +202,6 @@ export function macsFigure(byRank: ReturnType<typeof macsByRank>, runs: readonly
   };
 }
 
-
 const target = (r: LambdaRow): Accuracy => ({ mean: r.target_top1_last, std: r.target_top1_last_std, seeds: r.seeds, n: r.test_images });
 const retention = (r: LambdaRow): Accuracy => ({ mean: r.retention_knn20, std: r.retention_knn20_std, seeds: r.seeds, n: r.retention_queries });
 
